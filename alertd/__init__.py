@@ -1,0 +1,18 @@
+"""alertd: a configuration-driven alerting engine for Celery deployments."""
+
+from __future__ import annotations
+
+from alertd.errors import PermanentError, RetryableError
+from alertd.hookspecs import hookimpl
+from alertd.models import Alert, Sample
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Alert",
+    "PermanentError",
+    "RetryableError",
+    "Sample",
+    "__version__",
+    "hookimpl",
+]

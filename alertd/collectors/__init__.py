@@ -1,0 +1,1 @@
+"""Collectors: the outside world (broker, queues, workers, Pushgateway, events) in, samples out."""

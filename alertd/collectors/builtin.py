@@ -1,0 +1,11 @@
+"""The built-in collectors, registered through the plugin manager like any installed plugin."""
+
+from __future__ import annotations
+
+from alertd.collectors.base import Collector
+from alertd.hookspecs import hookimpl
+
+
+@hookimpl
+def register_collectors() -> list[type[Collector]]:
+    return []

@@ -1,0 +1,41 @@
+"""Every hook alertd calls, with its contract. Plugins implement them with ``@alertd.hookimpl``.
+
+Built-in behaviour is written as ordinary hook implementations (``alertd/collectors/builtin.py``,
+``alertd/templating/filters.py``) and registered through the same plugin manager as pip-installed plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from alertd.collectors.base import Collector
+
+PROJECT = "alertd"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_collectors() -> list[type[Collector]]:
+    """Return the collector classes this plugin provides.
+
+    Called once when the plugin manager is built. Each class has a unique ``type_name`` (the key of its
+    ``[collectors.<type_name>]`` section in the configuration) and a ``Settings`` pydantic model that
+    validates that section when the configuration loads. All results are merged; a ``type_name`` offered
+    twice is a configuration error.
+    """
+
+
+@hookspec
+def register_template_filters() -> dict[str, Callable[..., Any]]:
+    """Return Jinja filters to add to the sandboxed environment of conditions and templates.
+
+    Called once per environment. Keys are filter names, values are plain functions. Results are merged in
+    registration order; a later plugin's filter replaces an earlier one of the same name, so built-in
+    filters (registered ``trylast``) can be overridden.
+    """

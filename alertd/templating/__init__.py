@@ -1,0 +1,1 @@
+"""Sandboxed Jinja for rule conditions and message templates."""
