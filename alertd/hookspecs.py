@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from alertd.collectors.base import Collector
+    from alertd.notifiers.base import Notifier
 
 PROJECT = "alertd"
 
@@ -28,6 +29,17 @@ def register_collectors() -> list[type[Collector]]:
     ``[collectors.<type_name>]`` section in the configuration) and a ``Settings`` pydantic model that
     validates that section when the configuration loads. All results are merged; a ``type_name`` offered
     twice is a configuration error.
+    """
+
+
+@hookspec
+def register_notifiers() -> list[type[Notifier]]:
+    """Return the notifier classes this plugin provides.
+
+    Called once when the plugin manager is built. Each class has a unique ``type_name`` (what a receiver's
+    ``type`` names in the configuration), a ``Settings`` pydantic model that validates the receiver's
+    settings when the configuration loads, default ``templates``, and one async ``send``. All results are
+    merged; a ``type_name`` offered twice is a configuration error.
     """
 
 

@@ -49,6 +49,8 @@ class Collector(abc.ABC):
 
     type_name: ClassVar[str]
     Settings: ClassVar[type[CollectorSettings]] = CollectorSettings
+    # A collector that needs a setting with no sane default (a URL) runs only when configured.
+    default_enabled: ClassVar[bool] = True
 
     def __init__(self, settings: CollectorSettings, context: CollectorContext) -> None:
         self.settings = settings

@@ -1,0 +1,1 @@
+"""Alerts: condition results in, alert states and their history out."""

@@ -1,0 +1,103 @@
+"""The ``alertd`` command: parse arguments, load settings, call one function. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from alertd import __version__
+
+DEFAULT_CONFIG = "alertd.toml"
+config_option = click.option(
+    "-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True, envvar="ALERTD_CONFIG",
+    type=click.Path(dir_okay=False), help="configuration file",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="alertd")
+def main() -> None:
+    """alertd: alerting for Celery deployments, configured from files in version control."""
+
+
+@main.command()
+@config_option
+def check(config_path: str) -> None:
+    """Validate the configuration and every rule file; one line per problem."""
+    from alertd.check import check as run_check
+
+    report = run_check(config_path)
+    for err in report.errors:
+        click.echo(str(err), err=True)
+    if not report.ok:
+        click.echo(f"{len(report.errors)} problem(s) found", err=True)
+        sys.exit(1)
+    rules = report.rules.rules if report.rules else []
+    files = report.rules.files if report.rules else []
+    click.echo(f"{config_path}: ok: {len(rules)} rules in {len(files)} files")
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-v", "--verbose", is_flag=True, help="list every test, not only failures")
+def test_cmd(paths: tuple[str, ...], verbose: bool) -> None:
+    """Run rule unit tests (files, or folders searched for *_test.toml / *_test.yaml)."""
+    from alertd.ruletest.runner import find_test_files, run_file
+    from alertd.templating.env import make_environment
+
+    files = find_test_files(paths)
+    if not files:
+        click.echo("no test files found (they are named *_test.toml or *_test.yaml)", err=True)
+        sys.exit(1)
+    env = make_environment()
+    failed = passed = 0
+    for path in files:
+        for result in run_file(path, env):
+            if result.ok:
+                passed += 1
+                if verbose:
+                    click.echo(f"PASS {path}: {result.name}")
+            else:
+                failed += 1
+                click.echo(f"FAIL {path}: {result.name}")
+                for failure in result.failures:
+                    click.echo("  " + failure.replace("\n", "\n  "))
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+@main.command("config")
+@config_option
+def show_config(config_path: str) -> None:
+    """Print the effective configuration as JSON, with secrets redacted."""
+    from alertd.config import load_config
+    from alertd.errors import ConfigError
+
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(json.dumps(loaded.redacted(), indent=2, sort_keys=True))
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="run one collection and evaluation, then exit")
+def run(config_path: str, once: bool) -> None:
+    """Run the daemon: collect, evaluate and keep alert states on schedule."""
+    from alertd.daemon import run_daemon
+    from alertd.errors import ConfigError
+
+    try:
+        code = run_daemon(config_path, once=once)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

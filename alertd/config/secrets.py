@@ -1,0 +1,101 @@
+"""Raw configuration data in, data with ``${ENV}`` and ``*_file`` secrets substituted out (and where they were)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from alertd.errors import ConfigError
+from alertd.sources import Document, format_loc
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
+SECRET_KEYS = re.compile(r"(password|passwd|secret|token|api_key|routing_key|signing_key|webhook_url)$", re.I)
+REDACTED = "<redacted>"
+
+
+def substitute(doc: Document, env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], set[tuple[Any, ...]]]:
+    """Replace ``${VAR}`` (``${VAR:-default}``, ``$$`` for a dollar) and ``key_file = path`` entries.
+
+    Returns the new data and the key paths that received a substituted value, so that they are never
+    printed back. A variable that is not set, or a file that cannot be read, is a ConfigError naming
+    the file, the line and the key path.
+    """
+    environ = os.environ if env is None else env
+    secret_paths: set[tuple[Any, ...]] = set()
+    base = Path(doc.path).parent
+
+    def fail(loc: tuple[Any, ...], message: str) -> ConfigError:
+        return ConfigError(message, file=doc.path, line=doc.line_of(loc), field=format_loc(loc))
+
+    def text(value: str, loc: tuple[Any, ...]) -> str:
+        def repl(m: re.Match[str]) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name, default = m.group(1), m.group(2)
+            if name in environ:
+                secret_paths.add(loc)
+                return environ[name]
+            if default is not None:
+                return default
+            raise fail(loc, f"environment variable {name} is not set")
+
+        return _VAR.sub(repl, value)
+
+    def walk(value: Any, loc: tuple[Any, ...]) -> Any:
+        if isinstance(value, str):
+            return text(value, loc)
+        if isinstance(value, list):
+            return [walk(v, (*loc, i)) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, v in value.items():
+                if isinstance(key, str) and key.endswith("_file") and isinstance(v, str):
+                    target = key[: -len("_file")]
+                    if target in value:
+                        raise fail((*loc, key), f"give either {target} or {key}, not both")
+                    path = Path(text(v, (*loc, key)))
+                    path = path if path.is_absolute() else base / path
+                    try:
+                        out[target] = path.read_text(encoding="utf-8").strip()
+                    except OSError as exc:
+                        raise fail((*loc, key), f"cannot read secret file {path}: {exc.strerror}") from None
+                    secret_paths.add((*loc, target))
+                    continue
+                out[key] = walk(v, (*loc, key))
+            return out
+        return value
+
+    return walk(doc.data, ()), secret_paths
+
+
+def redact_url(url: str) -> str:
+    """redis://:pw@host/0 -> redis://:<redacted>@host/0."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{netloc[-1]}"))
+
+
+def redact(data: Any, secret_paths: set[tuple[Any, ...]], loc: tuple[Any, ...] = ()) -> Any:
+    """The data with every substituted secret, secret-named key and URL password replaced."""
+    if loc in secret_paths:
+        return REDACTED
+    if isinstance(data, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and SECRET_KEYS.search(k) and v else redact(v, secret_paths, (*loc, k)))
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [redact(v, secret_paths, (*loc, i)) for i, v in enumerate(data)]
+    if isinstance(data, str) and "://" in data:
+        return redact_url(data)
+    return data

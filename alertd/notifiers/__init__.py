@@ -1,0 +1,1 @@
+"""Notifiers: a rendered notification in, a delivery (or a retryable/permanent error) out."""

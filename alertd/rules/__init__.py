@@ -1,0 +1,1 @@
+"""Rules: rule files in, compiled rules that the engine evaluates out."""

@@ -1,0 +1,1 @@
+"""The in-memory series store: samples in, windows and instant values out."""

@@ -1,0 +1,276 @@
+"""The SQLite state store, the default: one WAL file whose schema alertd creates and migrates with a numbered list of migrations; the notification log, silences, acknowledgements, escalations and the outbox arrive as later migrations of the same list."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from alertd.errors import StateStoreError
+from alertd.state.base import (
+    AlertRecord,
+    StateStore,
+    Transition,
+    alert_from_row,
+    check_meta,
+    encode_batch,
+    transition_from_row,
+)
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+# Migration N (1-based) takes the schema from version N-1 to N; the version is PRAGMA user_version.
+# Append only: a released migration is never edited, because databases out there already ran it.
+MIGRATIONS: Sequence[str] = (
+    # 1: alerts, their history, the daemon's own values.
+    """
+    CREATE TABLE alerts (
+        fingerprint  TEXT PRIMARY KEY,
+        rule         TEXT NOT NULL,
+        labels       TEXT NOT NULL,  -- JSON object, sorted keys
+        state        TEXT NOT NULL,  -- pending, firing or resolved
+        value        REAL,           -- NULL for no value, the text 'NaN' for NaN (SQLite stores NaN as NULL)
+        annotations  TEXT NOT NULL,  -- JSON object, sorted keys
+        active_at    REAL NOT NULL,
+        fired_at     REAL,
+        resolved_at  REAL,
+        last_eval_at REAL NOT NULL,
+        last_true_at REAL
+    );
+    CREATE TABLE alert_history (
+        id          INTEGER PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        rule        TEXT NOT NULL,
+        labels      TEXT NOT NULL,
+        at          REAL NOT NULL,
+        from_state  TEXT NOT NULL,
+        to_state    TEXT NOT NULL,
+        value       REAL,
+        annotations TEXT NOT NULL
+    );
+    CREATE INDEX alert_history_fingerprint_at ON alert_history (fingerprint, at);
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+
+_ALERT_COLUMNS = (
+    "fingerprint, rule, labels, state, value, annotations, "
+    "active_at, fired_at, resolved_at, last_eval_at, last_true_at"
+)
+_TRANSITION_COLUMNS = "fingerprint, rule, labels, at, from_state, to_state, value, annotations"
+
+# ON CONFLICT DO UPDATE rather than INSERT OR REPLACE: REPLACE deletes the old row first, which
+# would fire ON DELETE CASCADE of tables that later migrations may point at alerts.
+_SQL_UPSERT_ALERT = (
+    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (fingerprint) DO UPDATE SET "
+    "rule = excluded.rule, labels = excluded.labels, state = excluded.state, value = excluded.value, "
+    "annotations = excluded.annotations, active_at = excluded.active_at, fired_at = excluded.fired_at, "
+    "resolved_at = excluded.resolved_at, last_eval_at = excluded.last_eval_at, "
+    "last_true_at = excluded.last_true_at"
+)
+_SQL_DELETE_ALERT = "DELETE FROM alerts WHERE fingerprint = ?"
+_SQL_INSERT_HISTORY = f"INSERT INTO alert_history ({_TRANSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SQL_LOAD_ALERTS = f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY fingerprint"
+_SQL_HISTORY = (
+    f"SELECT {_TRANSITION_COLUMNS} FROM alert_history WHERE fingerprint = ? ORDER BY at DESC, id DESC LIMIT ?"
+)
+_SQL_PRUNE_HISTORY = "DELETE FROM alert_history WHERE at < ?"
+_SQL_GET_META = "SELECT value FROM meta WHERE key = ?"
+_SQL_SET_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+
+class SQLiteStateStore(StateStore):
+    """A state store in one SQLite file, shared by the daemon's threads through one locked connection."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = self._connect()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SQLiteStateStore({str(self._path)!r})"
+
+    # -- the one place where sqlite3 errors become StateStoreError --------------------------------
+
+    @contextlib.contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self._path}: {what}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _use(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise StateStoreError(f"state store {self._path} is closed")
+            with self._translate(what):
+                yield self._conn
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = None
+        try:
+            with self._translate(
+                "cannot open the database (is it an alertd state file, in a writable folder?)"
+            ):
+                # isolation_level=None: sqlite3 opens no transactions of its own; apply and the
+                # migrations say BEGIN IMMEDIATE and COMMIT themselves.
+                conn = sqlite3.connect(
+                    self._path,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                # The first statement that reads the file: a file that is not a database fails here.
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    log.warning("state store %s: journal mode is %s, not WAL", self._path, mode)
+                # NORMAL is safe in WAL mode (a power cut may lose the last commits, never corrupts).
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            with self._translate("cannot migrate the schema"):
+                self._migrate(conn)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        migrations = MIGRATIONS
+        known = len(migrations)
+        version = self._schema_version(conn, known)
+        if version == known:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have migrated while we waited.
+            start = self._schema_version(conn, known)
+            for number in range(start + 1, known + 1):
+                for statement in split_statements(migrations[number - 1]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        if start < known:
+            log.info("state store %s: schema migrated from version %d to %d", self._path, start, known)
+
+    def _schema_version(self, conn: sqlite3.Connection, known: int) -> int:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > known:
+            raise StateStoreError(
+                f"state store {self._path} has schema version {version}, written by a newer alertd "
+                f"(this one knows versions up to {known}); upgrade alertd or use another state file"
+            )
+        return version
+
+    # -- the interface -----------------------------------------------------------------------------
+
+    def load_alerts(self) -> list[AlertRecord]:
+        with self._use("cannot load alerts") as conn:
+            rows = conn.execute(_SQL_LOAD_ALERTS).fetchall()
+        return [alert_from_row(row) for row in rows]
+
+    def apply(
+        self,
+        upserts: Sequence[AlertRecord],
+        deletes: Sequence[str],
+        transitions: Sequence[Transition],
+    ) -> None:
+        # Encoded before the transaction begins: a value that cannot be stored fails without
+        # holding the write lock, and the transaction only runs SQL.
+        batch = encode_batch(upserts, deletes, transitions)
+        what = (
+            f"cannot apply {len(batch.alerts)} upserts, {len(batch.deletes)} deletes "
+            f"and {len(batch.transitions)} transitions; nothing was written"
+        )
+        with self._use(what) as conn:
+            if not (batch.alerts or batch.deletes or batch.transitions):
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if batch.alerts:
+                    conn.executemany(_SQL_UPSERT_ALERT, batch.alerts)
+                if batch.deletes:
+                    conn.executemany(_SQL_DELETE_ALERT, [(fp,) for fp in batch.deletes])
+                if batch.transitions:
+                    conn.executemany(_SQL_INSERT_HISTORY, batch.transitions)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def history(self, fingerprint: str, limit: int = 100) -> list[Transition]:
+        with self._use(f"cannot read the history of alert {fingerprint}") as conn:
+            if limit <= 0:
+                return []
+            rows = conn.execute(_SQL_HISTORY, (fingerprint, limit)).fetchall()
+        return [transition_from_row(row) for row in rows]
+
+    def prune_history(self, before: float) -> int:
+        with self._use("cannot prune the alert history") as conn:
+            return conn.execute(_SQL_PRUNE_HISTORY, (float(before),)).rowcount
+
+    def get_meta(self, key: str) -> str | None:
+        check_meta(key)
+        with self._use(f"cannot read meta key {key!r}") as conn:
+            row = conn.execute(_SQL_GET_META, (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        check_meta(key, value)
+        with self._use(f"cannot write meta key {key!r}") as conn:
+            conn.execute(_SQL_SET_META, (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with self._translate("cannot close the database"):
+                    conn.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # The error being handled is the one worth reporting; a failed rollback leaves the
+    # transaction to SQLite, which rolls it back when the connection closes.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a SQL script, one by one: ``executescript`` would commit the open transaction first."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending = f"{pending}{piece};"
+        # complete_statement knows SQLite's own rules: a ';' in a string, a comment or a trigger body
+        # does not end the statement.
+        if sqlite3.complete_statement(pending):
+            if pending.strip().strip(";").strip():
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip().strip(";").strip():
+        raise ValueError(f"unterminated SQL statement in migration: {pending.strip()[:80]!r}")
+    return statements
