@@ -63,4 +63,4 @@ class TestFile(_Strict):
     tests: list[RuleTest]
 
     def event_dicts(self, test: RuleTest) -> list[dict[str, Any]]:
-        return [e.model_dump() for e in test.events]
+        return [{**(e.model_extra or {}), "type": e.type, "at": e.at} for e in test.events]
