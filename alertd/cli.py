@@ -99,5 +99,58 @@ def run(config_path: str, once: bool) -> None:
     sys.exit(code)
 
 
+@main.command()
+@config_option
+@click.option("--collector", "only", multiple=True, help="run only this collector (repeatable)")
+def collect(config_path: str, only: tuple[str, ...]) -> None:
+    """Run every collector once, print every sample (name, labels, value) and exit."""
+    import asyncio
+
+    from alertd.collectors.collect import collect_once, format_runs
+    from alertd.config import load_config
+    from alertd.errors import ConfigError
+
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    unknown = set(only) - set(loaded.collector_settings)
+    if unknown:
+        click.echo(f"unknown or disabled collector(s): {', '.join(sorted(unknown))}", err=True)
+        sys.exit(1)
+    runs = asyncio.run(collect_once(loaded, set(only) or None))
+    click.echo(format_runs(runs))
+    sys.exit(0 if all(r.ok for r in runs) else 1)
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for the workers' replies")
+def inspect(config_path: str, as_json: bool, timeout: float) -> None:
+    """Show the workers' state: active, reserved, scheduled and registered tasks, and stats."""
+    import asyncio
+
+    from alertd.collectors.collect import make_context
+    from alertd.collectors.workers import inspect_workers, parse_inspect, render_table
+    from alertd.config import load_config
+    from alertd.errors import ConfigError
+
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    context = make_context(loaded)
+    replies = asyncio.run(inspect_workers(context, timeout))
+    _samples, snapshot = parse_inspect(replies, context.clock.now())
+    if as_json:
+        click.echo(json.dumps(snapshot, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(render_table(snapshot))
+    sys.exit(0 if snapshot else 1)
+
+
 if __name__ == "__main__":
     main()

@@ -19,9 +19,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alertd.alerts.engine import Evaluation, RuleEngine
 from alertd.clock import Clock, SystemClock
-from alertd.collectors.base import CollectorContext, CollectorRunner
+from alertd.collectors.base import CollectorRunner
+from alertd.collectors.collect import build_collectors, make_context
+from alertd.collectors.events.consumer import EventConsumer
 from alertd.config import LoadedConfig, load_config
-from alertd.config.secrets import redact_url
+from alertd.config.secrets import redact_url, url_password
 from alertd.logs import setup_logging
 from alertd.models import AlertState, Sample
 from alertd.plugins import make_plugin_manager
@@ -41,22 +43,6 @@ class Counters:
     evaluations: int = 0
     transitions: int = 0
     started: float = field(default_factory=time.time)
-
-
-def collector_context(loaded: LoadedConfig, clock: Clock) -> CollectorContext:
-    celery = loaded.config.celery
-    app = None
-    if celery.app:
-        from alertd.celery_app import import_app
-
-        app = import_app(celery.app)
-    return CollectorContext(
-        broker_url=celery.broker_url,
-        queues=list(celery.queues),
-        broker_transport_options=dict(celery.broker_transport_options),
-        celery_app=app,
-        clock=clock,
-    )
 
 
 class Daemon:
@@ -80,14 +66,17 @@ class Daemon:
             resolved_retention=cfg.state.resolved_retention,
             external_url=cfg.external_url,
         )
-        self.context = collector_context(loaded, self.clock)
-        self.runners = {
-            name: CollectorRunner(loaded.collector_types[name](settings, self.context))
-            for name, settings in loaded.collector_settings.items()
-            if settings.enabled
-        }
+        self.context = make_context(loaded, self.clock)
+        self.runners = {c.name: CollectorRunner(c) for c in build_collectors(loaded, self.context)}
         self.counters = Counters()
         self.first_collection_done = asyncio.Event()
+        self.events: EventConsumer | None = None
+        if cfg.events.enabled:
+            self.events = EventConsumer(cfg.events, self.context, self.wake)
+            # Broadcasts stop waiting as soon as every worker the event stream knows has answered.
+            for runner in self.runners.values():
+                if hasattr(runner.collector, "known_workers"):
+                    runner.collector.known_workers = self.events.translator.known_workers
 
     # -- the chain -------------------------------------------------------------------------------------------
 
@@ -95,13 +84,12 @@ class Daemon:
         """Samples into the series store; returns the metric names that changed."""
         return self.series.add_many(samples)
 
-    def wake(self, samples: list[Sample]) -> Evaluation | None:
+    def wake(self, samples: list[Sample]) -> None:
         """Ingest samples pushed in real time and evaluate at once the rules that read them."""
         names = self.ingest(samples)
         rules = self.engine.rules.rules_reading(names)
-        if not rules:
-            return None
-        return self._evaluate(rules)
+        if rules:
+            self._evaluate(rules)
 
     async def collect(self, name: str) -> None:
         runner = self.runners[name]
@@ -189,18 +177,25 @@ def run_daemon(config_path: str, *, once: bool = False) -> int:
 
 
 def _secret_values(loaded: LoadedConfig) -> list[str]:
+    """Every value that must never reach a log line: substituted secrets and passwords inside URLs."""
     data = loaded.config.model_dump(by_alias=True)
-    out = []
-    for path in loaded.secret_paths:
-        cur: Any = data
-        for part in path:
-            try:
-                cur = cur[part]
-            except (KeyError, IndexError, TypeError):
-                cur = None
-                break
-        if isinstance(cur, str):
-            out.append(cur)
+    out: list[str] = []
+
+    def walk(value: Any, loc: tuple[Any, ...]) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*loc, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*loc, i))
+        elif isinstance(value, str):
+            if loc in loaded.secret_paths:
+                out.append(value)
+            password = url_password(value) if "://" in value else None
+            if password:
+                out.append(password)
+
+    walk(data, ())
     return out
 
 
@@ -237,6 +232,7 @@ async def _forever(daemon: Daemon) -> int:
         len(daemon.engine.rules.rules), len(daemon.engine.rules.groups), len(daemon.runners),
         ", ".join(sorted(daemon.runners)) or "none", redact_url(daemon.context.broker_url), daemon.loaded.state_url,
     )
+    event_task = asyncio.create_task(daemon.events.run()) if daemon.events is not None else None
     await daemon.collect_all()
     daemon._evaluate(daemon.engine.rules.rules)
     # Long-lived objects built at start-up (rules, compiled templates, modules) need no cycle collection:
@@ -249,6 +245,9 @@ async def _forever(daemon: Daemon) -> int:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        if daemon.events is not None and event_task is not None:
+            daemon.events.stop()
+            await asyncio.wait_for(event_task, timeout=15)
         await daemon.close()
         c = daemon.counters
         firing = len(daemon.engine.alerts([AlertState.FIRING]))

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import services
+from tests.workers import CeleryWorker, start_worker
 
 
 @pytest.fixture
@@ -41,3 +45,73 @@ def pushgateway() -> Iterator[services.Pushgateway]:
 def rabbitmq_url() -> str:
     """The machine's RabbitMQ (scripts/test starts it when it is not running); tests use their own queue names."""
     return services.RABBITMQ_URL
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[services.RedisServer]:
+    """A private redis-server for one test module: its Celery workers and broadcasts see no other module's."""
+    server = services.start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _private_pushgateway() -> services.Pushgateway:
+    # The Debian build persists to /var/lib/prometheus/pushgateway.data unless told otherwise: an empty
+    # --persistence.file keeps each test's groups in its own process, never in a file shared with other runs.
+    binary = services.require_binary("prometheus-pushgateway", "/usr/bin/prometheus-pushgateway")
+    port = services.free_port()
+    proc = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    services.wait_until(lambda: services.port_open(port), what=f"prometheus-pushgateway on port {port}")
+    return services.Pushgateway(port, proc)
+
+
+@pytest.fixture(scope="module")
+def module_pushgateway() -> Iterator[services.Pushgateway]:
+    """A private prometheus-pushgateway, in memory only, for one test module."""
+    gw = _private_pushgateway()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+@pytest.fixture
+def worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
+    """Start real Celery workers (``tests.workers.start_worker``) that are killed after the test."""
+    started: list[CeleryWorker] = []
+
+    def start(broker_url: str, name: str, **kwargs: Any) -> CeleryWorker:
+        worker = start_worker(broker_url, name, **kwargs)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.kill()
+            Path(worker.log_path).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def module_worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
+    """Like ``worker_factory``, for workers that every test of a module shares (none of them kills one)."""
+    started: list[CeleryWorker] = []
+
+    def start(broker_url: str, name: str, **kwargs: Any) -> CeleryWorker:
+        worker = start_worker(broker_url, name, **kwargs)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.kill()  # nothing is checked after the module: no need to wait for a warm shutdown
+            Path(worker.log_path).unlink(missing_ok=True)

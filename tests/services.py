@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 RABBITMQ_URL = os.environ.get("ALERTD_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -111,8 +111,10 @@ class Pushgateway:
 def start_pushgateway() -> Pushgateway:
     binary = require_binary("prometheus-pushgateway", "/usr/bin/prometheus-pushgateway")
     port = free_port()
+    # The Debian build persists to /var/lib/prometheus/pushgateway.data unless told otherwise: an empty
+    # --persistence.file keeps each test's groups in its own process, never in a file shared with other runs.
     proc = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alertd.collectors.base import Collector
+from alertd.collectors.workers import InspectCollector, WorkersCollector
 from alertd.hookspecs import hookimpl
 
 
 @hookimpl
 def register_collectors() -> list[type[Collector]]:
-    return []
+    return [WorkersCollector, InspectCollector]

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alertd.collectors.events.settings import EventSettings
 from alertd.durations import Duration
 
 
@@ -47,4 +48,5 @@ class Config(_Section):
     series: SeriesSettings = Field(default_factory=SeriesSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
     collectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    events: EventSettings = Field(default_factory=EventSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

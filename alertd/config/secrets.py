@@ -72,6 +72,13 @@ def substitute(doc: Document, env: Mapping[str, str] | None = None) -> tuple[dic
     return walk(doc.data, ()), secret_paths
 
 
+def url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def redact_url(url: str) -> str:
     """redis://:pw@host/0 -> redis://:<redacted>@host/0."""
     try:

@@ -92,7 +92,7 @@ CONFIG_CASES = [
     ("unreadable-secret-file", '[celery]\nbroker_url_file = "nope.txt"\n', 2,
      "celery.broker_url_file: cannot read secret file"),
     ("unknown-collector", '[collectors.quues]\ninterval = "5s"\n', 1, "collectors.quues: unknown collector 'quues'"),
-    ("collector-setting", '[collectors.broker]\ninterval = "soon"\n', 2, "collectors.broker.interval: invalid duration"),
+    ("collector-setting", '[collectors.workers]\ninterval = "soon"\n', 2, "collectors.workers.interval: invalid duration"),
     ("wrong-type", 'rule_files = "rules/*.toml"\n', 1, "rule_files: Input should be a valid list"),
     ("no-rule-files", 'rule_files = ["nothing/*.toml"]\n', None, "match no file"),
 ]

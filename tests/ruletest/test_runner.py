@@ -26,7 +26,7 @@ def test_the_example_rules_pass_their_tests(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["test", str(ROOT / "rules")])
     assert result.exit_code == 0, result.output
     passed = int(result.output.strip().splitlines()[-1].split()[0])
-    assert passed >= 20
+    assert passed >= 18
 
 
 def test_a_failing_expectation_prints_a_readable_diff_and_exits_non_zero(tmp_path: Path) -> None:

@@ -1,0 +1,196 @@
+"""The Celery event stream in, samples handed to a sink at once for every event.
+
+Workers must run with ``-E`` (or ``worker_send_task_events = True``) to send task events; heartbeats and
+worker-online/offline come either way. ``task_send_sent_event`` is not needed. alertd does not switch events
+on across the cluster unless ``enable_task_events`` says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from alertd.collectors.base import CollectorContext
+from alertd.collectors.events.settings import EventSettings
+from alertd.collectors.events.translate import EventTranslator
+from alertd.config.secrets import redact_url
+from alertd.models import Sample
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[list[Sample]], None]
+
+# How long the receiving thread blocks in one wait for the broker: the bound on how late it sees stop().
+_DRAIN_SLICE = 0.25
+
+
+class EventConsumer:
+    """Consumes the event stream in a thread and feeds the translator on the event loop.
+
+    Every event is handed from the receiving thread to the loop with ``call_soon_threadsafe``, translated
+    there and passed to ``sink`` at once: the translator and the sink only ever run on the loop, so neither
+    needs a lock, and an event costs one loop wake-up, not a poll interval. The broker connection is
+    retried with exponential backoff between ``reconnect_min`` and ``reconnect_max``; while it is down,
+    ``alertd_event_stream_up`` is 0.
+    """
+
+    def __init__(
+        self,
+        settings: EventSettings,
+        context: CollectorContext,
+        sink: Sink,
+        *,
+        translator: EventTranslator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.context = context
+        self.sink = sink
+        self.translator = translator or EventTranslator(
+            heartbeat_multiplier=settings.heartbeat_multiplier,
+            forget_after=settings.forget_after,
+            max_task_names=settings.max_task_names,
+            stream_up=False,
+        )
+        self.connected = False
+        self.connects = 0
+        self._stopping = threading.Event()
+        self._receiver: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._last_error: str | None = None
+        self._next_enable = 0.0
+
+    # -- the loop side ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until ``stop()`` (even one called before ``run``); ticks heartbeat expiry meanwhile."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._emit(self.translator.set_stream_up(False, self.context.clock.now()))
+        thread = threading.Thread(target=self._consume_forever, name="alertd-events", daemon=True)
+        thread.start()
+        try:
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.tick_interval)
+                self._emit(self.translator.tick(self.context.clock.now()))
+        finally:
+            self._stopping.set()
+            if self._receiver is not None:
+                self._receiver.should_stop = True
+            await asyncio.to_thread(thread.join, 10.0)
+
+    def stop(self) -> None:
+        """Ask ``run()`` to return; safe to call from any thread."""
+        self._stopping.set()
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.should_stop = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def _emit(self, samples: list[Sample]) -> None:
+        if not samples:
+            return
+        try:
+            self.sink(samples)
+        except Exception:  # the sink is the daemon's; a bug there must not stop the stream
+            log.exception("event sink failed")
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        try:
+            samples = self.translator.feed(event)
+        except Exception:  # one malformed event must not stop the stream
+            log.exception("cannot translate event %r", event.get("type"))
+            return
+        self._emit(samples)
+
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        self._emit(self.translator.set_stream_up(up, self.context.clock.now()))
+
+    def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed while the thread was finishing
+            loop.call_soon_threadsafe(fn, *args)
+
+    # -- the thread side --------------------------------------------------------------------------------
+
+    def _consume_forever(self) -> None:
+        from alertd.collectors.workers import celery_app_for
+
+        app = celery_app_for(self.context)
+        delay = self.settings.reconnect_min
+        while not self._stopping.is_set():
+            connected = self._consume_once(app)
+            if self._stopping.is_set():
+                break
+            self._to_loop(self._set_connected, False)
+            if connected:
+                delay = self.settings.reconnect_min
+            self._stopping.wait(delay)
+            delay = min(delay * 2, self.settings.reconnect_max)
+
+    def _consume_once(self, app: Any) -> bool:
+        """One connection's life: returns whether it got as far as consuming."""
+        started = {"ok": False}
+
+        def on_iteration() -> None:
+            if not started["ok"]:
+                started["ok"] = True
+                self.connects += 1
+                if self._last_error is not None:
+                    log.info("event stream reconnected to %s", redact_url(self.context.broker_url))
+                    self._last_error = None
+                elif self.connects == 1:
+                    log.info("event stream connected to %s", redact_url(self.context.broker_url))
+                self._next_enable = 0.0
+                self._to_loop(self._set_connected, True)
+            self._maybe_enable_events(app)
+
+        try:
+            # No channel: the receiver would open it in its constructor, retrying forever while the broker is
+            # down. Each consume() opens its own connection instead, and fails fast (connect_max_retries = 0)
+            # so that the backoff, the stream_up sample and stop() all stay here.
+            receiver = app.events.Receiver(None, handlers={"*": self._on_event})
+            receiver.create_connection = app.connection_for_read
+            receiver.connect_max_retries = 0
+            receiver.on_iteration = on_iteration
+            receiver.should_stop = self._stopping.is_set()
+            self._receiver = receiver
+            # wakeup broadcasts one "heartbeat" command so every worker announces itself at once.
+            for _ in receiver.consume(limit=None, timeout=None, safety_interval=_DRAIN_SLICE, wakeup=True):
+                if self._stopping.is_set():
+                    break
+        except Exception as exc:  # any broker or transport error means: reconnect
+            message = f"{type(exc).__name__}: {exc}"
+            if message != self._last_error:
+                log.warning("event stream from %s failed: %s", redact_url(self.context.broker_url), message)
+            self._last_error = message
+        finally:
+            self._receiver = None
+        return started["ok"]
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        self._to_loop(self._deliver, event)
+
+    def _maybe_enable_events(self, app: Any) -> None:
+        if not self.settings.enable_task_events:
+            return
+        now = time.monotonic()
+        if now < self._next_enable:
+            return
+        self._next_enable = now + self.settings.enable_events_interval
+        try:
+            app.control.enable_events()
+        except Exception as exc:  # a failed broadcast is retried at the next interval
+            log.warning("cannot broadcast enable_events: %s", exc)
