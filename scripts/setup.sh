@@ -29,7 +29,9 @@ setup_venv() {
     "$PY" -m venv "$VENV"
   fi
   local stamp="$VENV/.alertd-installed" inputs
-  inputs=$(cat "$ROOT/pyproject.toml" "$ROOT"/plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+  local manifests=("$ROOT/pyproject.toml")
+  for p in "$ROOT"/plugins/*/pyproject.toml; do [ -f "$p" ] && manifests+=("$p"); done
+  inputs=$(cat "${manifests[@]}" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
     log "installing alertd and its plugins"
     local plugins=()
