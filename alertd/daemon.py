@@ -23,7 +23,7 @@ from alertd.collectors.base import CollectorRunner
 from alertd.collectors.collect import build_collectors, make_context
 from alertd.collectors.events.consumer import EventConsumer
 from alertd.config import LoadedConfig, load_config
-from alertd.config.secrets import redact_url, url_password
+from alertd.config.secrets import hidden_part, redact_url
 from alertd.logs import setup_logging
 from alertd.models import AlertState, Sample
 from alertd.plugins import make_plugin_manager
@@ -189,11 +189,9 @@ def _secret_values(loaded: LoadedConfig) -> list[str]:
             for i, v in enumerate(value):
                 walk(v, (*loc, i))
         elif isinstance(value, str):
-            if loc in loaded.secret_paths:
-                out.append(value)
-            password = url_password(value) if "://" in value else None
-            if password:
-                out.append(password)
+            hidden = hidden_part(loc[-1] if loc else None, value, loc in loaded.secret_paths)
+            if hidden:
+                out.append(hidden)
 
     walk(data, ())
     return out

@@ -92,17 +92,31 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{netloc[-1]}"))
 
 
+def hidden_part(key: object, value: str, substituted: bool) -> str | None:
+    """What of a string setting must never be shown: the one rule for ``alertd config`` and the logs.
+
+    A URL's password; a whole value that came from the environment or a file, except a URL under a key that
+    is not secret-named (a broker URL's host is worth seeing; a webhook URL is the secret itself); a whole
+    value under a secret-named key.
+    """
+    password = url_password(value) if "://" in value else None
+    if password:
+        return password
+    secret_key = isinstance(key, str) and bool(SECRET_KEYS.search(key))
+    if secret_key or (substituted and "://" not in value):
+        return value or None
+    return None
+
+
 def redact(data: Any, secret_paths: set[tuple[Any, ...]], loc: tuple[Any, ...] = ()) -> Any:
-    """The data with every substituted secret, secret-named key and URL password replaced."""
-    if loc in secret_paths:
-        return REDACTED
+    """The data with every secret replaced (see ``hidden_part``)."""
+    if isinstance(data, str):
+        hidden = hidden_part(loc[-1] if loc else None, data, loc in secret_paths)
+        if hidden is None:
+            return data
+        return redact_url(data) if hidden != data else REDACTED
     if isinstance(data, dict):
-        return {
-            k: (REDACTED if isinstance(k, str) and SECRET_KEYS.search(k) and v else redact(v, secret_paths, (*loc, k)))
-            for k, v in data.items()
-        }
+        return {k: redact(v, secret_paths, (*loc, k)) for k, v in data.items()}
     if isinstance(data, list):
         return [redact(v, secret_paths, (*loc, i)) for i, v in enumerate(data)]
-    if isinstance(data, str) and "://" in data:
-        return redact_url(data)
     return data
