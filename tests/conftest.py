@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,33 +56,17 @@ def module_redis() -> Iterator[services.RedisServer]:
         server.stop()
 
 
-def _private_pushgateway() -> services.Pushgateway:
-    # The Debian build persists to /var/lib/prometheus/pushgateway.data unless told otherwise: an empty
-    # --persistence.file keeps each test's groups in its own process, never in a file shared with other runs.
-    binary = services.require_binary("prometheus-pushgateway", "/usr/bin/prometheus-pushgateway")
-    port = services.free_port()
-    proc = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    services.wait_until(lambda: services.port_open(port), what=f"prometheus-pushgateway on port {port}")
-    return services.Pushgateway(port, proc)
-
-
 @pytest.fixture(scope="module")
 def module_pushgateway() -> Iterator[services.Pushgateway]:
     """A private prometheus-pushgateway, in memory only, for one test module."""
-    gw = _private_pushgateway()
+    gw = services.start_pushgateway()
     try:
         yield gw
     finally:
         gw.stop()
 
 
-@pytest.fixture
-def worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
-    """Start real Celery workers (``tests.workers.start_worker``) that are killed after the test."""
+def _workers() -> Iterator[Callable[..., CeleryWorker]]:
     started: list[CeleryWorker] = []
 
     def start(broker_url: str, name: str, **kwargs: Any) -> CeleryWorker:
@@ -95,23 +78,17 @@ def worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
         yield start
     finally:
         for worker in started:
-            worker.kill()
+            worker.kill()  # nothing is checked after the test: no need to wait for a warm shutdown
             Path(worker.log_path).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
+    """Start real Celery workers (``tests.workers.start_worker``) that are killed after the test."""
+    yield from _workers()
 
 
 @pytest.fixture(scope="module")
 def module_worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
     """Like ``worker_factory``, for workers that every test of a module shares (none of them kills one)."""
-    started: list[CeleryWorker] = []
-
-    def start(broker_url: str, name: str, **kwargs: Any) -> CeleryWorker:
-        worker = start_worker(broker_url, name, **kwargs)
-        started.append(worker)
-        return worker
-
-    try:
-        yield start
-    finally:
-        for worker in started:
-            worker.kill()  # nothing is checked after the module: no need to wait for a warm shutdown
-            Path(worker.log_path).unlink(missing_ok=True)
+    yield from _workers()
