@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -17,17 +17,6 @@ from pydantic import (
 
 from alertd.durations import Duration
 
-RANGE_FUNCTIONS = (
-    "increase",
-    "rate",
-    "delta",
-    "min_over_time",
-    "max_over_time",
-    "avg_over_time",
-    "sum_over_time",
-    "count_over_time",
-    "last_over_time",
-)
 FunctionName = Literal[
     "last",
     "increase",
@@ -43,6 +32,9 @@ FunctionName = Literal[
     "absent",
     "histogram_quantile",
 ]
+# Functions over a window of samples; the others read the newest sample ("last", "age", "absent") or
+# take a window only optionally ("histogram_quantile").
+RANGE_FUNCTIONS = tuple(f for f in get_args(FunctionName) if f not in ("last", "age", "absent", "histogram_quantile"))
 AggregateOp = Literal["sum", "min", "max", "avg", "count"]
 Severity = Literal["critical", "error", "warning", "info"]
 
