@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from alertd.config.secrets import REDACTED
+from alertd.config.secrets import scrub
 
 
 class SecretFilter(logging.Filter):
@@ -17,15 +17,12 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is replaced whole.
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets = list(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
-            scrubbed = message
-            for secret in self.secrets:
-                scrubbed = scrubbed.replace(secret, REDACTED)
+            scrubbed = scrub(message, self.secrets)
             if scrubbed != message:
                 record.msg, record.args = scrubbed, None
         return True

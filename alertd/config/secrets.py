@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -70,6 +70,17 @@ def substitute(doc: Document, env: Mapping[str, str] | None = None) -> tuple[dic
         return value
 
     return walk(doc.data, ()), secret_paths
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``<redacted>``.
+
+    Longest first, so that a secret containing another is replaced whole. Under four characters a "secret"
+    (a path of "/", a header value of "1") would only blank out ordinary words.
+    """
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def url_password(url: str) -> str | None:
