@@ -18,7 +18,7 @@ from alertd.models import Sample  # noqa: E402
 from tests import services  # noqa: E402
 from tests.workers import start_worker  # noqa: E402
 
-SEQUENTIAL = 100
+SEQUENTIAL = 1000
 BURST = 500
 SYNTHETIC = 100_000
 LABELS = {"task_name": "tasks.payment.refund", "exception_type": "RefundDeclined"}
