@@ -64,6 +64,7 @@ class Daemon:
             self.series,
             self.state,
             resolved_retention=cfg.state.resolved_retention,
+            outage_tolerance=cfg.state.outage_tolerance,
             external_url=cfg.external_url,
         )
         self.context = make_context(loaded, self.clock)

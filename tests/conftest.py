@@ -92,3 +92,14 @@ def worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
 def module_worker_factory() -> Iterator[Callable[..., CeleryWorker]]:
     """Like ``worker_factory``, for workers that every test of a module shares (none of them kills one)."""
     yield from _workers()
+
+
+@pytest.fixture
+def password_redis() -> Iterator[tuple[services.RedisServer, str]]:
+    """A private redis-server that requires a password (``requirepass``), and that password."""
+    password = "s3cret-Pw-7731"
+    server = services.start_redis("--requirepass", password)
+    try:
+        yield server, password
+    finally:
+        server.stop()

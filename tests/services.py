@@ -60,6 +60,7 @@ class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     dir: str
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -72,14 +73,14 @@ class RedisServer:
 
     def start(self) -> None:
         """Start again on the same port (after ``stop``), for tests of a broker that comes back."""
-        self.process = _spawn_redis(self.port, self.dir)
+        self.process = _spawn_redis(self.port, self.dir, self.extra)
 
 
-def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
+def _spawn_redis(port: int, workdir: str, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     binary = require_binary("redis-server", "/usr/bin/redis-server")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log")],
+         "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log"), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -87,10 +88,11 @@ def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def start_redis() -> RedisServer:
+def start_redis(*extra: str) -> RedisServer:
+    """A private redis-server on a free port; ``extra`` are more arguments (``--requirepass``, ...)."""
     workdir = tempfile.mkdtemp(prefix="alertd-redis-")
     port = free_port()
-    return RedisServer(port, _spawn_redis(port, workdir), workdir)
+    return RedisServer(port, _spawn_redis(port, workdir, extra), workdir, extra)
 
 
 @dataclass

@@ -43,11 +43,13 @@ class RuleEngine:
         state: StateStore,
         *,
         resolved_retention: float = 900.0,
+        outage_tolerance: float = 300.0,
         external_url: str = "",
     ) -> None:
         self.series = series
         self.state = state
         self.resolved_retention = resolved_retention
+        self.outage_tolerance = outage_tolerance
         self.external_url = external_url.rstrip("/")
         self.records: dict[str, AlertRecord] = {r.fingerprint: r for r in state.load_alerts()}
         self._rule_errors: dict[str, str] = {}
@@ -89,7 +91,7 @@ class RuleEngine:
                 self._rule_errors[rule.id] = message
                 continue
             self._rule_errors.pop(rule.id, None)
-            timing = Timing(rule.spec.for_, rule.spec.keep_firing_for, self.resolved_retention)
+            timing = Timing(rule.spec.for_, rule.spec.keep_firing_for, self.resolved_retention, self.outage_tolerance)
             seen = set()
             for obs in observations:
                 seen.add(obs.fingerprint)

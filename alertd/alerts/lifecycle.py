@@ -30,6 +30,9 @@ class Timing:
     for_: float = 0.0
     keep_firing_for: float = 0.0
     resolved_retention: float = 900.0
+    # A pending alert whose last evaluation is older than this (alertd was down) starts its `for` again:
+    # nobody saw the condition hold in between.
+    outage_tolerance: float = 300.0
 
 
 def advance(
@@ -70,6 +73,8 @@ def advance(
             )
             return moved(state, record)
         updated = replace(prev, value=value, annotations=annotations, last_eval_at=now, last_true_at=now)
+        if prev.state is AlertState.PENDING and now - prev.last_eval_at > timing.outage_tolerance:
+            return replace(updated, active_at=now), None
         if prev.state is AlertState.PENDING and now - prev.active_at >= timing.for_:
             return moved(AlertState.FIRING, replace(updated, state=AlertState.FIRING, fired_at=now))
         return updated, None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from alertd.collectors.base import Collector
+from alertd.collectors.broker import BrokerCollector
+from alertd.collectors.pushgateway import PushgatewayCollector
+from alertd.collectors.queues import QueueCollector
 from alertd.collectors.workers import InspectCollector, WorkersCollector
 from alertd.hookspecs import hookimpl
 
 
 @hookimpl
 def register_collectors() -> list[type[Collector]]:
-    return [WorkersCollector, InspectCollector]
+    return [WorkersCollector, InspectCollector, BrokerCollector, QueueCollector, PushgatewayCollector]

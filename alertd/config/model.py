@@ -18,6 +18,9 @@ class StateSettings(_Section):
     url: str = Field("var/alertd.db", description="state store: a SQLite file path (relative to the config file) or memory://")
     resolved_retention: Duration = Field(900.0, description="how long a resolved alert is kept for its resolve")
     history_retention: Duration = Field(30 * 86400.0, description="how long alert history is kept")
+    outage_tolerance: Duration = Field(
+        300.0, description="a pending alert keeps its `for` progress across a restart if alertd was down less than this"
+    )
 
 
 class SeriesSettings(_Section):

@@ -29,6 +29,7 @@ CASES = [
     ("new-false-stays-absent", None, False, 10, 60, 0, None, False),
     ("pending-before-for-stays", P, True, 59, 60, 0, P, False),
     ("pending-at-for-fires", P, True, 60, 60, 0, F, True),
+    ("pending-after-an-outage-starts-for-again", P, True, 400, 60, 0, P, False),
     ("pending-false-goes-inactive", P, False, 30, 60, 0, None, True),
     ("firing-true-stays", F, True, 100, 60, 0, F, False),
     ("firing-false-resolves", F, False, 100, 0, 0, R, True),
@@ -56,6 +57,12 @@ def test_transitions(prev: AlertState | None, active: bool, now: float, for_: fl
         assert transition.from_state == (prev or INACTIVE)
         assert transition.to_state == (expected or INACTIVE)
         assert transition.at == now
+
+
+def test_an_outage_restarts_for_from_now() -> None:
+    nxt, transition = advance(record(P, active_at=0.0), obs(True), 1000.0, Timing(60, outage_tolerance=300))
+    assert transition is None and nxt is not None
+    assert nxt.state is P and nxt.active_at == 1000.0
 
 
 def test_firing_keeps_its_start_and_records_the_value_and_annotations() -> None:
