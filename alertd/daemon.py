@@ -99,15 +99,20 @@ class Daemon:
         if not run.ok:
             self.counters.collection_errors += 1
         self.ingest(run.samples)
-        for labels in getattr(runner.collector, "stale_groups", ()) or ():
-            self._mark_stale_group(labels)
+        stale_groups = getattr(runner.collector, "stale_groups", None) or ()
+        if stale_groups:
+            self._mark_stale_groups(stale_groups, {sample.key for sample in run.samples})
 
-    def _mark_stale_group(self, labels: dict[str, str]) -> None:
-        # Every series pushed under a stale Pushgateway group reads as absent, never as its last value.
-        matchers = tuple(Matcher(k, "=", v) for k, v in labels.items())
+    def _mark_stale_groups(self, groups: Any, fresh: set[Any]) -> None:
+        # Every series pushed under a stale Pushgateway group reads as absent, never as its last value; what
+        # the collector reported in this very run (the group's age) stays.
         now = self.clock.now()
-        for metric in self.series.names():
-            self.series.mark_stale_matching(Selector(metric, matchers), now)
+        for labels in groups:
+            matchers = tuple(Matcher(k, "=", v) for k, v in labels.items())
+            for metric in self.series.names():
+                for series in self.series.select(Selector(metric, matchers)):
+                    if series.key not in fresh:
+                        self.series.mark_stale(series.name, series.labels, now)
 
     def evaluate_group(self, group: RuleGroup) -> Evaluation:
         return self._evaluate(group.rules)
