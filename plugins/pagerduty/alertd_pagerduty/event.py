@@ -11,6 +11,7 @@ from typing import Any
 
 from alertd.models import Alert
 from alertd.notifiers.base import Notification
+from alertd.notifiers.templates import alert_context
 
 # PagerDuty's documented limits (Events API v2, "Send an Alert Event").
 MAX_SUMMARY = 1024
@@ -86,18 +87,8 @@ def truncate(text: str, limit: int) -> str:
 
 
 def alert_details(alert: Alert) -> dict[str, Any]:
-    return {
-        "status": "resolved" if alert.resolved else "firing",
-        "name": alert.name,
-        "severity": alert.severity,
-        "labels": dict(alert.labels),
-        "annotations": dict(alert.annotations),
-        "value": alert.value,
-        "starts_at": iso(alert.starts_at),
-        "ends_at": iso(alert.ends_at),
-        "generator_url": alert.generator_url,
-        "fingerprint": alert.fingerprint,
-    }
+    # What templates see, with readable times for the people reading the incident.
+    return {**alert_context(alert), "starts_at": iso(alert.starts_at), "ends_at": iso(alert.ends_at)}
 
 
 def links(notification: Notification) -> list[dict[str, str]]:
