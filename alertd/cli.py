@@ -152,5 +152,46 @@ def inspect(config_path: str, as_json: bool, timeout: float) -> None:
     sys.exit(0 if snapshot else 1)
 
 
+@main.command("plugins")
+def plugins_cmd() -> None:
+    """List every notifier and collector with the distribution (and version) that provides it."""
+    from alertd.errors import ConfigError
+    from alertd.plugins import installed, make_plugin_manager
+
+    try:
+        entries = installed(make_plugin_manager())
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    width = max((len(e.type_name) for e in entries), default=4)
+    for e in entries:
+        click.echo(f"{e.kind:9} {e.type_name:{width}}  {e.distribution} {e.version}  ({e.module})")
+
+
+@main.command("notify")
+@config_option
+@click.option("--receiver", "-r", required=True, help="the receiver to send the test notification through")
+def notify_cmd(config_path: str, receiver: str) -> None:
+    """Send a test notification through one receiver; print its status, latency and error."""
+    import asyncio
+
+    from alertd.config import load_config
+    from alertd.errors import ConfigError
+    from alertd.notify.pipeline import send_test_notification
+
+    try:
+        report = asyncio.run(send_test_notification(load_config(config_path), receiver))
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    status = "delivered" if report.ok else "FAILED"
+    click.echo(f"{report.receiver} ({report.type}): {status} in {report.latency * 1000:.1f} ms")
+    for problem in report.template_errors:
+        click.echo(f"  template problem: {problem}", err=True)
+    if report.error:
+        click.echo(f"  error: {report.error}", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pluggy
 
@@ -15,6 +16,7 @@ ENTRY_POINT_GROUPS = ("alertd.notifiers", "alertd.plugins")
 BUILTIN_PLUGINS = (
     "alertd.templating.filters",
     "alertd.collectors.builtin",
+    "alertd.notifiers.builtin",
 )
 
 
@@ -37,3 +39,33 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise ConfigError(f"plugin {exc.plugin!r} implements a hook that alertd does not have: {exc}") from exc
     return pm
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """One notifier or collector type and the distribution that provides it (``alertd plugins``)."""
+
+    kind: str  # "notifier" or "collector"
+    type_name: str
+    distribution: str
+    version: str
+    module: str
+
+
+def installed(pm: pluggy.PluginManager) -> list[PluginEntry]:
+    """Every notifier and collector type, with its distribution's name and version."""
+    from importlib.metadata import version
+
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    own = ("alertd", version("alertd"))
+    out: list[PluginEntry] = []
+    for name, plugin in pm.list_name_plugin():
+        dist = dists.get(id(plugin))
+        project, release = (dist.project_name, dist.version) if dist is not None else own
+        for kind, hook in (("notifier", "register_notifiers"), ("collector", "register_collectors")):
+            provide = getattr(plugin, hook, None)
+            if provide is None:
+                continue
+            for cls in provide():
+                out.append(PluginEntry(kind, cls.type_name, project, release, getattr(plugin, "__name__", name)))
+    return sorted(out, key=lambda e: (e.kind, e.type_name))

@@ -1,4 +1,4 @@
-"""A configuration file path in, a LoadedConfig (validated settings, collector settings, rule files) out."""
+"""A configuration file path in, a LoadedConfig (validated settings, collector and receiver settings, rule files) out."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from pydantic import ValidationError
 from alertd.collectors.base import Collector, CollectorSettings
 from alertd.config.model import Config
 from alertd.config.secrets import redact, substitute
+from alertd.dispatch.config import RouteConfig
 from alertd.errors import ConfigError, ConfigErrors
+from alertd.notifiers.base import Notifier, ReceiverSettings
 from alertd.rules.load import find_rule_files
-from alertd.sources import Document, load_document, validation_errors
+from alertd.sources import Document, format_loc, load_document, validation_errors
 
 
 @dataclass
@@ -27,6 +29,8 @@ class LoadedConfig:
     secret_paths: set[tuple[Any, ...]] = field(default_factory=set)
     collector_types: dict[str, type[Collector]] = field(default_factory=dict)
     collector_settings: dict[str, CollectorSettings] = field(default_factory=dict)
+    notifier_types: dict[str, type[Notifier]] = field(default_factory=dict)
+    receiver_settings: dict[str, ReceiverSettings] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -54,6 +58,9 @@ class LoadedConfig:
         data["collectors"] = {
             name: json.loads(s.model_dump_json()) for name, s in sorted(self.collector_settings.items())
         }
+        # The validated settings, where a notifier's SecretStr fields print as stars.
+        for name, settings in self.receiver_settings.items():
+            data["receivers"][name].update(json.loads(settings.model_dump_json(by_alias=True)))
         return dict(redact(data, self.secret_paths))
 
 
@@ -65,6 +72,92 @@ def collector_types(pm: pluggy.PluginManager) -> dict[str, type[Collector]]:
                 raise ConfigError(f"two plugins offer a collector named {cls.type_name!r}")
             types[cls.type_name] = cls
     return types
+
+
+def notifier_types(pm: pluggy.PluginManager) -> dict[str, type[Notifier]]:
+    types: dict[str, type[Notifier]] = {}
+    for group in pm.hook.register_notifiers():
+        for cls in group:
+            if cls.type_name in types and types[cls.type_name] is not cls:
+                raise ConfigError(f"two plugins offer a notifier named {cls.type_name!r}")
+            types[cls.type_name] = cls
+    return types
+
+
+def _receivers(loaded: LoadedConfig, doc: Document, pm: pluggy.PluginManager) -> list[ConfigError]:
+    """Each receiver's settings validated by its notifier's model, and its templates compiled."""
+    from jinja2 import TemplateSyntaxError
+
+    from alertd.templating.env import make_environment
+
+    errors: list[ConfigError] = []
+    env = None
+    for name, receiver in loaded.config.receivers.items():
+        cls = loaded.notifier_types.get(receiver.type)
+        if cls is None:
+            installed = ", ".join(sorted(loaded.notifier_types)) or "none"
+            errors.append(ConfigError(
+                f"unknown receiver type {receiver.type!r}; installed: {installed} (see `alertd plugins`)",
+                file=doc.path, line=doc.line_of(("receivers", name, "type")), field=f"receivers.{name}.type",
+            ))
+            continue
+        try:
+            settings = cls.Settings.model_validate(receiver.notifier_settings())
+        except ValidationError as exc:
+            errors.extend(validation_errors(exc, doc, base=("receivers", name)))
+            continue
+        loaded.receiver_settings[name] = settings
+        for template, source in {**cls.templates, **settings.templates}.items():
+            env = env or make_environment(pm)
+            try:
+                env.parse(source)
+            except TemplateSyntaxError as exc:
+                loc = ("receivers", name, "templates", template)
+                errors.append(ConfigError(f"template syntax error: {exc.message} (template line {exc.lineno})",
+                                          file=doc.path, line=doc.line_of(loc), field=f"receivers.{name}.templates.{template}"))
+    return errors
+
+
+def reference_errors(config: Config, doc: Document) -> list[ConfigError]:
+    """Every receiver, time interval and escalation policy that the notification settings name exists."""
+    errors: list[ConfigError] = []
+
+    def fail(loc: tuple[str | int, ...], message: str) -> None:
+        errors.append(ConfigError(message, file=doc.path, line=doc.line_of(loc), field=format_loc(loc)))
+
+    def receiver(loc: tuple[str | int, ...], name: str | None) -> None:
+        if name is not None and name not in config.receivers:
+            known = ", ".join(sorted(config.receivers)) or "none"
+            fail(loc, f"unknown receiver {name!r}; configured receivers: {known}")
+
+    for name, rc in config.receivers.items():
+        receiver(("receivers", name, "fallback"), rc.fallback)
+    if config.route.receiver is None and config.receivers:
+        fail(("route",), "route.receiver is required: every alert that no child route takes goes there")
+
+    def walk(route: RouteConfig, loc: tuple[str | int, ...], inherited: str | None) -> None:
+        receiver((*loc, "receiver"), route.receiver)
+        receiver((*loc, "fallback"), route.fallback)
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            for i, interval in enumerate(getattr(route, key) or ()):
+                if interval not in config.time_intervals:
+                    fail((*loc, key, i), f"unknown time interval {interval!r}")
+        own = route.receiver or inherited
+        if route.escalation is not None:
+            policy = config.escalation_policies.get(route.escalation)
+            if policy is None:
+                fail((*loc, "escalation"), f"unknown escalation policy {route.escalation!r}")
+            elif own in {lvl.receiver for lvl in policy.levels} or len({lvl.receiver for lvl in policy.levels}) < len(policy.levels):
+                fail((*loc, "escalation"), f"escalation policy {route.escalation!r} names a receiver twice "
+                     f"(level 0 is the route's receiver {own!r})")
+        for i, child in enumerate(route.routes):
+            walk(child, (*loc, "routes", i), own)
+
+    walk(config.route, ("route",), None)
+    for name, policy in config.escalation_policies.items():
+        for i, level in enumerate(policy.levels):
+            receiver(("escalation_policies", name, "levels", i, "receiver"), level.receiver)
+    return errors
 
 
 def load_config(path: str | Path, pm: pluggy.PluginManager | None = None) -> LoadedConfig:
@@ -80,7 +173,7 @@ def load_config(path: str | Path, pm: pluggy.PluginManager | None = None) -> Loa
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigErrors(validation_errors(exc, checked)) from None
-    loaded = LoadedConfig(config, str(path), secret_paths, collector_types(pm))
+    loaded = LoadedConfig(config, str(path), secret_paths, collector_types(pm), notifier_types=notifier_types(pm))
     errors: list[ConfigError] = []
     for name in config.collectors:
         if name not in loaded.collector_types:
@@ -100,6 +193,8 @@ def load_config(path: str | Path, pm: pluggy.PluginManager | None = None) -> Loa
             loaded.collector_settings[name] = cls.Settings.model_validate(raw or {})
         except ValidationError as exc:
             errors.extend(validation_errors(exc, checked, base=("collectors", name)))
+    errors.extend(_receivers(loaded, checked, pm))
+    errors.extend(reference_errors(config, checked))
     if errors:
         raise ConfigErrors(errors)
     return loaded

@@ -7,6 +7,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from alertd.collectors.events.settings import EventSettings
+from alertd.dispatch.config import (
+    EscalationPolicyConfig,
+    InhibitRuleConfig,
+    NotifySettings,
+    ReceiverConfig,
+    RootRouteConfig,
+    TimeRangeConfig,
+)
 from alertd.durations import Duration
 
 
@@ -53,3 +61,10 @@ class Config(_Section):
     collectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     events: EventSettings = Field(default_factory=EventSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    # Notifications (docs/notifications.md): who is told, how alerts are grouped, muted and escalated.
+    receivers: dict[str, ReceiverConfig] = Field(default_factory=dict)
+    route: RootRouteConfig = Field(default_factory=RootRouteConfig)
+    inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
+    time_intervals: dict[str, list[TimeRangeConfig]] = Field(default_factory=dict)
+    escalation_policies: dict[str, EscalationPolicyConfig] = Field(default_factory=dict)
+    notify: NotifySettings = Field(default_factory=NotifySettings)

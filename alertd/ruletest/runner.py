@@ -96,6 +96,16 @@ def run_test(path: str, spec: TestFile, test: RuleTest, rules: RuleSet) -> TestR
     for exp in test.alerts:
         if exp.rule not in known_rules:
             result.failures.append(f"at {format_duration(exp.at)}: no rule named {exp.rule!r} in {spec.rule_files}")
+    notify = None
+    if test.notifications and not spec.tests_notifications:
+        result.failures.append("notification expectations need config = \"alertd.toml\" or inline route and receivers")
+    elif test.notifications:
+        from alertd.ruletest.notifications import NotificationRun
+
+        try:
+            notify = NotificationRun.create(path, spec, test)
+        except ConfigError as exc:
+            result.failures.append(f"notification settings: {exc}")
     if result.failures:
         return result
 
@@ -103,8 +113,9 @@ def run_test(path: str, spec: TestFile, test: RuleTest, rules: RuleSet) -> TestR
     engine = RuleEngine(rules, series, MemoryStateStore())
     feeder = _EventFeeder() if events else None
     step = spec.evaluation_interval
-    end = max((e.at for e in test.alerts), default=0.0)
-    times = sorted({*(i * step for i in range(int(end // step) + 1)), *(e.at for e in test.alerts)})
+    extra = notify.times if notify is not None else set()
+    end = max((*(e.at for e in test.alerts), *extra), default=0.0)
+    times = sorted({*(i * step for i in range(int(end // step) + 1)), *(e.at for e in test.alerts), *extra})
     expectations: dict[float, list[AlertExpectation]] = {}
     for exp in test.alerts:
         expectations.setdefault(exp.at, []).append(exp)
@@ -126,6 +137,10 @@ def run_test(path: str, spec: TestFile, test: RuleTest, rules: RuleSet) -> TestR
         engine.evaluate(now)
         for exp in expectations.get(now, ()):
             result.failures.extend(_compare(exp, engine))
+        if notify is not None:
+            result.failures.extend(notify.step(now, engine))
+    if notify is not None:
+        notify.close()
     return result
 
 

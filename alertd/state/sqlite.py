@@ -12,12 +12,29 @@ from pathlib import Path
 
 from alertd.errors import StateStoreError
 from alertd.state.base import (
+    OUTBOX_PENDING,
+    OUTBOX_SUPERSEDED,
+    Acknowledgement,
     AlertRecord,
+    EscalationState,
+    NotificationLogEntry,
+    OutboxRow,
+    Silence,
     StateStore,
     Transition,
+    ack_from_row,
+    ack_to_row,
     alert_from_row,
     check_meta,
     encode_batch,
+    escalation_from_row,
+    escalation_to_row,
+    nflog_from_row,
+    nflog_to_row,
+    outbox_from_row,
+    outbox_to_row,
+    silence_from_row,
+    silence_to_row,
     transition_from_row,
 )
 
@@ -60,6 +77,59 @@ MIGRATIONS: Sequence[str] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: the notification pipeline: notification log, silences, acknowledgements, escalations, outbox.
+    # (alert_silences, not silences: the name a test of later migrations creates for itself.)
+    """
+    CREATE TABLE notification_log (
+        group_key       TEXT NOT NULL,
+        receiver        TEXT NOT NULL,
+        sent_at         REAL NOT NULL,
+        firing          TEXT NOT NULL,  -- JSON list of fingerprints, sorted
+        resolved        TEXT NOT NULL,  -- JSON list of fingerprints, sorted
+        reason          TEXT NOT NULL,
+        notification_id TEXT NOT NULL,
+        failed          INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (group_key, receiver)
+    );
+    CREATE TABLE alert_silences (
+        id         TEXT PRIMARY KEY,
+        matchers   TEXT NOT NULL,  -- JSON list of matchers as written
+        starts_at  REAL NOT NULL,
+        ends_at    REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        comment    TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE alert_acks (
+        fingerprint TEXT PRIMARY KEY,
+        acked_by    TEXT NOT NULL,
+        comment     TEXT NOT NULL,
+        at          REAL NOT NULL,
+        expires_at  REAL
+    );
+    CREATE TABLE escalations (
+        group_key  TEXT PRIMARY KEY,
+        policy     TEXT NOT NULL,
+        level      INTEGER NOT NULL,
+        next_at    REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE outbox (
+        id              TEXT PRIMARY KEY,
+        receiver        TEXT NOT NULL,
+        group_key       TEXT NOT NULL,
+        payload         TEXT NOT NULL,  -- the Notification as JSON
+        created_at      REAL NOT NULL,
+        deadline        REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        delivered_at    REAL,
+        last_error      TEXT NOT NULL DEFAULT '',
+        status          TEXT NOT NULL  -- pending, delivered, failed or superseded
+    );
+    CREATE INDEX outbox_pending ON outbox (status, next_attempt_at);
+    CREATE INDEX outbox_group ON outbox (receiver, group_key, status);
+    """,
 )
 
 _ALERT_COLUMNS = (
@@ -89,6 +159,50 @@ _SQL_GET_META = "SELECT value FROM meta WHERE key = ?"
 _SQL_SET_META = (
     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
+
+_NFLOG_COLUMNS = "group_key, receiver, sent_at, firing, resolved, reason, notification_id, failed"
+_SILENCE_COLUMNS = "id, matchers, starts_at, ends_at, created_by, comment, created_at"
+_ACK_COLUMNS = "fingerprint, acked_by, comment, at, expires_at"
+_ESCALATION_COLUMNS = "group_key, policy, level, next_at, updated_at"
+_OUTBOX_COLUMNS = (
+    "id, receiver, group_key, payload, created_at, deadline, attempts, next_attempt_at, delivered_at, "
+    "last_error, status"
+)
+
+
+def _upsert(table: str, columns: str, key: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    keys = {k.strip() for k in key.split(",")}
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in keys)
+    marks = ", ".join("?" for _ in names)
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+_SQL_NFLOG_ALL = f"SELECT {_NFLOG_COLUMNS} FROM notification_log ORDER BY group_key, receiver"
+_SQL_NFLOG_PUT = _upsert("notification_log", _NFLOG_COLUMNS, "group_key, receiver")
+_SQL_NFLOG_PRUNE = "DELETE FROM notification_log WHERE sent_at < ?"
+_SQL_SILENCES = f"SELECT {_SILENCE_COLUMNS} FROM alert_silences ORDER BY id"
+_SQL_SILENCE_PUT = _upsert("alert_silences", _SILENCE_COLUMNS, "id")
+_SQL_SILENCE_PRUNE = "DELETE FROM alert_silences WHERE ends_at < ?"
+_SQL_ACKS = f"SELECT {_ACK_COLUMNS} FROM alert_acks ORDER BY fingerprint"
+_SQL_ACK_PUT = _upsert("alert_acks", _ACK_COLUMNS, "fingerprint")
+_SQL_ACK_DELETE = "DELETE FROM alert_acks WHERE fingerprint = ?"
+_SQL_ESCALATIONS = f"SELECT {_ESCALATION_COLUMNS} FROM escalations ORDER BY group_key"
+_SQL_ESCALATION_PUT = _upsert("escalations", _ESCALATION_COLUMNS, "group_key")
+_SQL_ESCALATION_DELETE = "DELETE FROM escalations WHERE group_key = ?"
+_SQL_OUTBOX_SUPERSEDE = (
+    "UPDATE outbox SET status = ?, next_attempt_at = NULL, last_error = ? "
+    "WHERE receiver = ? AND group_key = ? AND status = ? RETURNING id"
+)
+_SQL_OUTBOX_INSERT = f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SQL_OUTBOX_UPDATE = (
+    "UPDATE outbox SET attempts = ?, next_attempt_at = ?, delivered_at = ?, last_error = ?, status = ? WHERE id = ?"
+)
+_SQL_OUTBOX_PENDING = (
+    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? ORDER BY next_attempt_at, created_at, id"
+)
+_SQL_OUTBOX_GET = f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?"
+_SQL_OUTBOX_PRUNE = "DELETE FROM outbox WHERE status != ? AND created_at < ?"
 
 
 class SQLiteStateStore(StateStore):
@@ -242,6 +356,113 @@ class SQLiteStateStore(StateStore):
         check_meta(key, value)
         with self._use(f"cannot write meta key {key!r}") as conn:
             conn.execute(_SQL_SET_META, (key, value))
+
+    # -- the notification pipeline ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._use(what) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def nflog_entries(self) -> list[NotificationLogEntry]:
+        with self._use("cannot read the notification log") as conn:
+            rows = conn.execute(_SQL_NFLOG_ALL).fetchall()
+        return [nflog_from_row(row) for row in rows]
+
+    def nflog_put(self, entries: Sequence[NotificationLogEntry]) -> None:
+        rows = [nflog_to_row(e) for e in entries]
+        if not rows:
+            return
+        with self._transaction(f"cannot write {len(rows)} notification log entries") as conn:
+            conn.executemany(_SQL_NFLOG_PUT, rows)
+
+    def nflog_prune(self, before: float) -> int:
+        with self._use("cannot prune the notification log") as conn:
+            return conn.execute(_SQL_NFLOG_PRUNE, (float(before),)).rowcount
+
+    def silences(self) -> list[Silence]:
+        with self._use("cannot read silences") as conn:
+            rows = conn.execute(_SQL_SILENCES).fetchall()
+        return [silence_from_row(row) for row in rows]
+
+    def silence_put(self, silence: Silence) -> None:
+        row = silence_to_row(silence)
+        with self._use(f"cannot write silence {silence.id}") as conn:
+            conn.execute(_SQL_SILENCE_PUT, row)
+
+    def silence_prune(self, before: float) -> int:
+        with self._use("cannot prune silences") as conn:
+            return conn.execute(_SQL_SILENCE_PRUNE, (float(before),)).rowcount
+
+    def acks(self) -> list[Acknowledgement]:
+        with self._use("cannot read acknowledgements") as conn:
+            rows = conn.execute(_SQL_ACKS).fetchall()
+        return [ack_from_row(row) for row in rows]
+
+    def ack_put(self, ack: Acknowledgement) -> None:
+        row = ack_to_row(ack)
+        with self._use(f"cannot write the acknowledgement of {ack.fingerprint}") as conn:
+            conn.execute(_SQL_ACK_PUT, row)
+
+    def ack_delete(self, fingerprint: str) -> bool:
+        with self._use(f"cannot delete the acknowledgement of {fingerprint}") as conn:
+            return conn.execute(_SQL_ACK_DELETE, (str(fingerprint),)).rowcount > 0
+
+    def escalations(self) -> list[EscalationState]:
+        with self._use("cannot read escalations") as conn:
+            rows = conn.execute(_SQL_ESCALATIONS).fetchall()
+        return [escalation_from_row(row) for row in rows]
+
+    def escalation_put(self, states: Sequence[EscalationState], deletes: Sequence[str] = ()) -> None:
+        if isinstance(deletes, str):
+            raise StateStoreError("deletes must be a sequence of group keys, not one string")
+        rows = [escalation_to_row(s) for s in states]
+        if not rows and not deletes:
+            return
+        with self._transaction("cannot write escalations") as conn:
+            conn.executemany(_SQL_ESCALATION_PUT, rows)
+            conn.executemany(_SQL_ESCALATION_DELETE, [(str(k),) for k in deletes])
+
+    def outbox_add(self, row: OutboxRow, nflog: NotificationLogEntry | None = None) -> list[str]:
+        encoded = outbox_to_row(row)
+        entry = nflog_to_row(nflog) if nflog is not None else None
+        with self._transaction(f"cannot add notification {row.id} to the outbox") as conn:
+            superseded = [
+                r[0]
+                for r in conn.execute(
+                    _SQL_OUTBOX_SUPERSEDE,
+                    (OUTBOX_SUPERSEDED, f"superseded by {row.id}", row.receiver, row.group_key, OUTBOX_PENDING),
+                ).fetchall()
+            ]
+            conn.execute(_SQL_OUTBOX_INSERT, encoded)
+            if entry is not None:
+                conn.execute(_SQL_NFLOG_PUT, entry)
+        return sorted(superseded)
+
+    def outbox_update(self, row: OutboxRow) -> None:
+        r = outbox_to_row(row)
+        with self._use(f"cannot update outbox row {row.id}") as conn:
+            conn.execute(_SQL_OUTBOX_UPDATE, (r[6], r[7], r[8], r[9], r[10], r[0]))
+
+    def outbox_pending(self) -> list[OutboxRow]:
+        with self._use("cannot read the outbox") as conn:
+            rows = conn.execute(_SQL_OUTBOX_PENDING, (OUTBOX_PENDING,)).fetchall()
+        return [outbox_from_row(row) for row in rows]
+
+    def outbox_get(self, id: str) -> OutboxRow | None:
+        with self._use(f"cannot read outbox row {id}") as conn:
+            row = conn.execute(_SQL_OUTBOX_GET, (str(id),)).fetchone()
+        return None if row is None else outbox_from_row(row)
+
+    def outbox_prune(self, before: float) -> int:
+        with self._use("cannot prune the outbox") as conn:
+            return conn.execute(_SQL_OUTBOX_PRUNE, (OUTBOX_PENDING, float(before))).rowcount
 
     def close(self) -> None:
         with self._lock:
