@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pluggy
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -25,7 +26,8 @@ from alertd.collectors.events.consumer import EventConsumer
 from alertd.config import LoadedConfig, load_config
 from alertd.config.secrets import hidden_part, redact_url
 from alertd.logs import setup_logging
-from alertd.models import AlertState, Sample
+from alertd.models import Alert, AlertState, Sample
+from alertd.notify.pipeline import NotificationPipeline, build_pipeline, make_notifiers
 from alertd.plugins import make_plugin_manager
 from alertd.rules.load import RuleGroup, RuleSet, load_rules
 from alertd.series.selector import Matcher, Selector
@@ -71,6 +73,13 @@ class Daemon:
         self.runners = {c.name: CollectorRunner(c) for c in build_collectors(loaded, self.context)}
         self.counters = Counters()
         self.first_collection_done = asyncio.Event()
+        # Alerts that change state go through the notification pipeline; notifiers share one HTTP client.
+        self.http = httpx.AsyncClient()
+        self.pipeline: NotificationPipeline | None = None
+        if cfg.route.receiver is not None:
+            self.pipeline = build_pipeline(
+                cfg, make_notifiers(loaded, self.http, self.clock), self.state, self.clock, env=make_environment(pm)
+            )
         self.events: EventConsumer | None = None
         if cfg.events.enabled:
             self.events = EventConsumer(cfg.events, self.context, self.wake)
@@ -121,13 +130,22 @@ class Daemon:
         result = self.engine.evaluate(self.clock.now(), rules)
         self.counters.evaluations += 1
         self.counters.transitions += len(result.transitions)
+        if self.pipeline is not None:
+            self.pipeline.put(self.notifiable_alerts(self.pipeline), complete=True)
         return result
+
+    def notifiable_alerts(self, pipeline: NotificationPipeline) -> list[Alert]:
+        """Every firing and resolved alert, and alertd's own (a template that failed, an endpoint gone)."""
+        records = self.engine.alerts([AlertState.FIRING, AlertState.RESOLVED])
+        return [*(self.engine.to_alert(r) for r in records), *pipeline.internal.alerts()]
 
     async def collect_all(self) -> None:
         await asyncio.gather(*(self.collect(name) for name in self.runners))
         self.first_collection_done.set()
 
     def housekeeping(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.housekeeping()
         now = self.clock.now()
         dropped = self.series.gc(now)
         pruned = self.state.prune_history(now - self.loaded.config.state.history_retention)
@@ -135,6 +153,9 @@ class Daemon:
             log.debug("housekeeping: %d series dropped, %d history rows pruned", dropped, pruned)
 
     async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.close()
+        await self.http.aclose()
         for runner in self.runners.values():
             try:
                 await runner.collector.close()
@@ -236,6 +257,15 @@ async def _forever(daemon: Daemon) -> int:
         len(daemon.engine.rules.rules), len(daemon.engine.rules.groups), len(daemon.runners),
         ", ".join(sorted(daemon.runners)) or "none", redact_url(daemon.context.broker_url), daemon.loaded.state_url,
     )
+    notify_stop = asyncio.Event()
+    notify_task = None
+    if daemon.pipeline is None:
+        log.warning("no route receiver configured: alerts are evaluated and kept, but nobody is notified")
+    else:
+        resumed = daemon.pipeline.resume()
+        if resumed:
+            log.info("resuming %d undelivered notification(s) from the outbox", resumed)
+        notify_task = asyncio.create_task(daemon.pipeline.serve(notify_stop))
     event_task = asyncio.create_task(daemon.events.run()) if daemon.events is not None else None
     await daemon.collect_all()
     daemon._evaluate(daemon.engine.rules.rules)
@@ -252,6 +282,10 @@ async def _forever(daemon: Daemon) -> int:
         if daemon.events is not None and event_task is not None:
             daemon.events.stop()
             await asyncio.wait_for(event_task, timeout=15)
+        # What is not delivered by now stays in the outbox and is resumed by the next start.
+        notify_stop.set()
+        if notify_task is not None:
+            await asyncio.wait_for(notify_task, timeout=15)
         await daemon.close()
         c = daemon.counters
         firing = len(daemon.engine.alerts([AlertState.FIRING]))

@@ -45,6 +45,12 @@ queues = ["{queue}"]
 tick_interval = "0.2s"
 [collectors.inspect]
 interval = "5s"
+[receivers.pages]
+type = "console"
+path = "pages.log"
+[route]
+receiver = "pages"
+group_wait = "0s"
 """
     )
     return cfg
@@ -90,6 +96,12 @@ def test_a_payment_failure_fires_through_the_event_stream_and_sigterm_stops_clea
     assert found[0]["task_name"] == "tasks.payment.refund"
     assert found[0]["exception_type"] == "RefundDeclined"
     print(f"payment failure to firing alert in the state store: {time.time() - sent:.2f}s")
+    pages = workdir / "pages.log"
+    wait_until(lambda: pages.exists() and "PaymentTaskFailed" in pages.read_text(), timeout=15,
+               what="the page in the console receiver's file")
+    print(f"payment failure to page delivered: {time.time() - sent:.2f}s")
+    page = pages.read_text()
+    assert "Payment task tasks.payment.refund failed: RefundDeclined" in page
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
