@@ -22,6 +22,8 @@ from alertd.state.base import (
     Silence,
     StateStore,
     Transition,
+)
+from alertd.state.rows import (
     ack_from_row,
     ack_to_row,
     alert_from_row,
