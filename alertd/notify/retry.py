@@ -58,6 +58,10 @@ def backoff(attempts: int, base: float, cap: float, rng: random.Random, retry_af
     return max(delay, retry_after) if retry_after is not None else delay
 
 
+MAX_IN_FLIGHT = 8
+"""Delivery attempts in flight at once per receiver."""
+
+
 def reason_label(reason: str) -> str:
     """The reason as a metric label: "escalated to level 2: unacknowledged for 15m" -> "escalated to level 2"."""
     return reason.split(":", 1)[0]
@@ -141,6 +145,7 @@ class RetryStage:
         self._pending: dict[str, _Pending] = {}
         self._heap: list[tuple[float, str]] = []
         self._inflight: set[str] = set()
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     # -- what is waiting -------------------------------------------------------------------------------------
 
@@ -240,7 +245,8 @@ class RetryStage:
             return
         self._inflight.add(row.id)
         try:
-            result = await attempt(notifier, p.notification)
+            async with self._slot(row.receiver):
+                result = await attempt(notifier, p.notification)
         finally:
             self._inflight.discard(row.id)
         self.metrics.latency.labels(row.receiver).observe(result.latency)
@@ -254,6 +260,14 @@ class RetryStage:
             await self._give_up(p, str(result.error), disable=bool(getattr(result.error, "disable", False)))
         else:
             await self._retry_later(p, result.error)
+
+    def _slot(self, receiver: str) -> asyncio.Semaphore:
+        # A bound on requests in flight per receiver: hundreds of groups flushed at once would otherwise
+        # queue in the HTTP client's connection pool, which slows every one of them.
+        slot = self._slots.get(receiver)
+        if slot is None:
+            slot = self._slots[receiver] = asyncio.Semaphore(MAX_IN_FLIGHT)
+        return slot
 
     async def _delivered(self, p: _Pending, result: Attempt) -> None:
         now = self.clock.now()
