@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from alertd.logs import setup_logging
 from alertd.models import Alert, AlertState, Sample
 from alertd.notify.pipeline import NotificationPipeline, build_pipeline, make_notifiers
 from alertd.plugins import make_plugin_manager
+from alertd.rules.compile import CompiledRule
 from alertd.rules.load import RuleGroup, RuleSet, load_rules
 from alertd.series.selector import Matcher, Selector
 from alertd.series.store import SeriesStore
@@ -126,7 +128,7 @@ class Daemon:
     def evaluate_group(self, group: RuleGroup) -> Evaluation:
         return self._evaluate(group.rules)
 
-    def _evaluate(self, rules: Any) -> Evaluation:
+    def _evaluate(self, rules: Sequence[CompiledRule]) -> Evaluation:
         result = self.engine.evaluate(self.clock.now(), rules)
         self.counters.evaluations += 1
         self.counters.transitions += len(result.transitions)
