@@ -142,10 +142,13 @@ class EventConsumer:
 
     def _consume_once(self, app: Any) -> bool:
         """One connection's life: returns whether it got as far as consuming."""
-        started = {"ok": False}
+        started = {"ok": False, "iterations": 0}
 
         def on_iteration() -> None:
-            if not started["ok"]:
+            started["iterations"] += 1
+            # The first iteration comes before the first drain of the connection, and on Redis the event
+            # subscription (SUBSCRIBE) only takes effect in that drain: the stream is up from the second.
+            if not started["ok"] and started["iterations"] >= 2:
                 started["ok"] = True
                 self.connects += 1
                 if self._last_error is not None:
@@ -178,7 +181,7 @@ class EventConsumer:
             self._last_error = message
         finally:
             self._receiver = None
-        return started["ok"]
+        return bool(started["ok"])
 
     def _on_event(self, event: dict[str, Any]) -> None:
         self._to_loop(self._deliver, event)
