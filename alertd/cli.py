@@ -86,13 +86,20 @@ def show_config(config_path: str) -> None:
 @main.command()
 @config_option
 @click.option("--once", is_flag=True, help="run one collection and evaluation, then exit")
-def run(config_path: str, once: bool) -> None:
-    """Run the daemon: collect, evaluate and keep alert states on schedule."""
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default=None,
+    help="text for people, json for one JSON object per line (default: [logging] format)",
+)
+def run(config_path: str, once: bool, log_format: str | None) -> None:
+    """Run the daemon: collect, evaluate and notify on schedule; serve the API, health checks and dashboard.
+
+    SIGHUP reloads the configuration and rules; SIGTERM or SIGINT stops (a second one exits at once).
+    """
     from alertd.daemon import run_daemon
     from alertd.errors import ConfigError
 
     try:
-        code = run_daemon(config_path, once=once)
+        code = run_daemon(config_path, once=once, log_format=log_format)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

@@ -50,7 +50,11 @@ def setup_logging(level: str = "info", fmt: str = "text", secrets: Iterable[str]
     handler.addFilter(SecretFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    set_level(level)
     # Libraries that log every connection attempt would drown alertd's own lines.
     for noisy in ("apscheduler.executors", "apscheduler.scheduler", "httpx", "amqp", "kombu"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def set_level(level: str) -> None:
+    logging.getLogger().setLevel(level.upper())

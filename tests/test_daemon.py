@@ -51,6 +51,8 @@ path = "pages.log"
 [route]
 receiver = "pages"
 group_wait = "0s"
+[http]
+enabled = false
 """
     )
     return cfg

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from alertd.collectors.base import Collector, CollectorSettings
 from alertd.config.model import Config
-from alertd.config.secrets import redact, substitute
+from alertd.config.secrets import hidden_part, redact, substitute
 from alertd.dispatch.config import RouteConfig
 from alertd.errors import ConfigError, ConfigErrors
 from alertd.notifiers.base import Notifier, ReceiverSettings
@@ -44,6 +44,25 @@ class LoadedConfig:
     @property
     def rule_files(self) -> list[str]:
         return find_rule_files(self.config.rule_files, self.base_dir)
+
+    def secret_values(self) -> list[str]:
+        """Every value that must never reach a log line: substituted secrets and passwords inside URLs."""
+        out: list[str] = []
+
+        def walk(value: Any, loc: tuple[Any, ...]) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, (*loc, k))
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk(v, (*loc, i))
+            elif isinstance(value, str):
+                hidden = hidden_part(loc[-1] if loc else None, value, loc in self.secret_paths)
+                if hidden:
+                    out.append(hidden)
+
+        walk(self.config.model_dump(by_alias=True), ())
+        return out
 
     @property
     def state_url(self) -> str:

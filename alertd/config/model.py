@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alertd.collectors.events.settings import EventSettings
 from alertd.dispatch.config import (
@@ -49,6 +49,43 @@ class LoggingSettings(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class HttpSettings(_Section):
+    """``[http]``: the API, health checks, ``/metrics`` and the dashboard."""
+
+    enabled: bool = Field(True, description="serve HTTP at all")
+    listen: str = Field("127.0.0.1:9464", description="host:port; loopback unless you mean otherwise")
+    token: str | None = Field(None, description="bearer token every call that changes something must carry")
+    tls_cert: str | None = Field(None, description="PEM certificate file; with tls_key, serve HTTPS")
+    tls_key: str | None = Field(None, description="PEM private key file")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen must be host:port, got {self.listen!r}")
+        return self
+
+
+class ReloadSettings(_Section):
+    """``[reload]``: reloading the configuration and rules without a restart (SIGHUP and POST /-/reload too)."""
+
+    watch: bool = Field(True, description="reload when the config file or a rule file changes")
+    watch_interval: Duration = Field(2.0, description="how often the files are checked for a change")
+
+
+class DeadmanSettings(_Section):
+    """``[deadman]``: ping a URL while evaluation is healthy, so that an outside service notices alertd dying."""
+
+    url: str | None = Field(None, description="URL to GET at every interval (none: no pings)")
+    interval: Duration = Field(60.0, description="time between pings")
+    timeout: Duration = Field(10.0, description="time limit of one ping")
+    max_evaluation_age: Duration | None = Field(
+        None, description="no ping when the last evaluation is older than this (default: 3 x evaluation_interval)"
+    )
+
+
 class Config(_Section):
     """alertd.toml."""
 
@@ -61,6 +98,10 @@ class Config(_Section):
     collectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     events: EventSettings = Field(default_factory=EventSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
+    deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
+    shutdown_grace: Duration = Field(10.0, description="time in-flight notifications get to finish at shutdown")
     # Notifications (docs/notifications.md): who is told, how alerts are grouped, muted and escalated.
     receivers: dict[str, ReceiverConfig] = Field(default_factory=dict)
     route: RootRouteConfig = Field(default_factory=RootRouteConfig)

@@ -211,6 +211,7 @@ def build_pipeline(
     *,
     env: SandboxedEnvironment | None = None,
     registry: CollectorRegistry | None = None,
+    metrics: NotifyMetrics | None = None,
     rng: random.Random | None = None,
 ) -> NotificationPipeline:
     """Everything that can fail is built before the pipeline exists, so a reload can swap it in whole."""
@@ -219,7 +220,7 @@ def build_pipeline(
 
         env = make_environment()
     route = build_route_tree(config.route)
-    metrics = NotifyMetrics(registry)
+    metrics = metrics if metrics is not None else NotifyMetrics(registry)
     internal = InternalAlerts()
     nflog = NotificationLog(store)
     acks = Acks(store, clock)

@@ -105,13 +105,12 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
 def test_logs_never_carry_a_configured_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    from alertd.daemon import _secret_values
     from alertd.logs import SecretFilter
 
     monkeypatch.setenv("ALERTD_TEST_TOKEN", "tok-123456")
     cfg = write(tmp_path / "alertd.toml", '[celery]\nbroker_url = "amqp://bob:pa55word@mq:5672//"\n'
                 '[celery.broker_transport_options]\napi_token = "${ALERTD_TEST_TOKEN}"\n')
-    secrets = _secret_values(load_config(cfg))
+    secrets = load_config(cfg).secret_values()
     assert set(secrets) == {"pa55word", "tok-123456"}
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "connect %s with %s", ("amqp://bob:pa55word@mq", "tok-123456"), None)
     SecretFilter(secrets).filter(record)

@@ -46,10 +46,12 @@ class EventConsumer:
         sink: Sink,
         *,
         translator: EventTranslator | None = None,
+        observe: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.context = context
         self.sink = sink
+        self.observe = observe  # sees each event on the loop before it is translated (the daemon's metrics)
         self.translator = translator or EventTranslator(
             heartbeat_multiplier=settings.heartbeat_multiplier,
             forget_after=settings.forget_after,
@@ -105,6 +107,8 @@ class EventConsumer:
             log.exception("event sink failed")
 
     def _deliver(self, event: dict[str, Any]) -> None:
+        if self.observe is not None:
+            self.observe(event)
         try:
             samples = self.translator.feed(event)
         except Exception:  # one malformed event must not stop the stream
