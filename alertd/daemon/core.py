@@ -47,7 +47,7 @@ log = logging.getLogger("alertd")
 # one of its sections changed.
 _PIPELINE_SECTIONS = ("receivers", "route", "inhibit_rules", "time_intervals", "escalation_policies", "notify")
 _COLLECTOR_SECTIONS = ("celery", "collectors", "events")
-_RESTART_SECTIONS = ("state", "http")  # what a reload cannot change in a running process
+_RESTART_SECTIONS = ("state", "http", "reload", "deadman")  # what a reload cannot change in a running process
 
 
 @dataclass
