@@ -31,17 +31,18 @@ window = "{window}"
 aggregate = "sum"
 by = ["task_name", "exception_type"]
 condition = "value > 0"
+keep_firing_for = "{keep}"
 severity = "critical"
 summary = "Payment task {{{{ labels.task_name }}}} failed: {{{{ labels.exception_type }}}}"
 """
 
 
 def write_config(
-    workdir: Path, broker_url: str, queue: str, pagerduty_url: str, *, window: str = "4s", extra: str = ""
+    workdir: Path, broker_url: str, queue: str, pagerduty_url: str, *, window: str = "4s", keep: str = "0s", extra: str = ""
 ) -> Path:
     """alertd.toml and rules/payments.toml in ``workdir``: payment failures page PagerDuty at once."""
     (workdir / "rules").mkdir(exist_ok=True)
-    (workdir / "rules" / "payments.toml").write_text(PAYMENT_RULE.format(interval="0.5s", window=window))
+    (workdir / "rules" / "payments.toml").write_text(PAYMENT_RULE.format(interval="0.5s", window=window, keep=keep))
     cfg = workdir / "alertd.toml"
     cfg.write_text(f"""
 rule_files = ["rules/*.toml"]

@@ -1,0 +1,221 @@
+"""The JSON API's handlers (``/api/v1``), ``/-/reload`` and the health endpoints.
+
+Every handler reads the daemon's parts at request time: a reload replaces them. Every error is JSON
+``{"error": "..."}`` with a fitting status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alertd import __version__
+from alertd.dispatch.matchers import Matchers
+from alertd.durations import parse_duration
+from alertd.errors import AlertdError
+from alertd.http.health import celery_health
+from alertd.http.views import all_alerts, find_alert, silence_view
+from alertd.models import AlertState
+
+if TYPE_CHECKING:
+    from alertd.daemon.core import Daemon
+
+log = logging.getLogger("alertd.http")
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def daemon_of(request: web.Request) -> Daemon:
+    return request.app[DAEMON]
+
+
+def json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise HttpError(400, f"the body must be a JSON object: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HttpError(400, "the body must be a JSON object")
+    return data
+
+
+def duration(value: Any, field: str) -> float:
+    try:
+        return parse_duration(str(value))
+    except (ValueError, AlertdError) as exc:
+        raise HttpError(400, f"{field}: {exc}") from exc
+
+
+# -- health ------------------------------------------------------------------------------------------------
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return json({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if daemon_of(request).first_collection_done.is_set():
+        return json({"status": "ready"})
+    return json({"status": "starting"}, 503)
+
+
+async def health_celery(request: web.Request) -> web.Response:
+    report = celery_health(daemon_of(request))
+    return json(report, 200 if report["status"] == "healthy" else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data = generate_latest(daemon_of(request).metrics.registry)
+    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def reload(request: web.Request) -> web.Response:
+    result = await daemon_of(request).reload("HTTP")
+    return json(result.as_dict(), 200 if result.ok else 400)
+
+
+# -- alerts ------------------------------------------------------------------------------------------------
+
+
+def _states(request: web.Request) -> set[AlertState]:
+    names = request.query.getall("state", ["pending", "firing"])
+    try:
+        return {AlertState(name) for name in names}
+    except ValueError as exc:
+        raise HttpError(400, f"state: {exc}; use pending, firing or resolved") from exc
+
+
+def _filters(request: web.Request) -> Matchers:
+    texts = request.query.getall("filter", [])
+    try:
+        return Matchers.parse(texts)
+    except (ValueError, AlertdError) as exc:
+        raise HttpError(400, f"filter: {exc}") from exc
+
+
+async def alerts(request: web.Request) -> web.Response:
+    matchers = _filters(request)
+    found = [a for a in all_alerts(daemon_of(request), _states(request)) if matchers.matches(a["labels"])]
+    return json({"alerts": found})
+
+
+def _alert(request: web.Request) -> dict[str, Any]:
+    fp = request.match_info["fingerprint"]
+    found = find_alert(daemon_of(request), fp)
+    if found is None:
+        raise HttpError(404, f"no alert with fingerprint {fp}")
+    return found
+
+
+async def alert(request: web.Request) -> web.Response:
+    found = _alert(request)
+    history = daemon_of(request).state.history(found["fingerprint"])
+    found["history"] = [
+        {"at": t.at, "from": t.from_state.value, "to": t.to_state.value, "value": t.value} for t in history
+    ]
+    return json(found)
+
+
+def _pipeline(request: web.Request) -> Any:
+    pipeline = daemon_of(request).pipeline
+    if pipeline is None:
+        raise HttpError(409, "no notifications are configured ([route] has no receiver)")
+    return pipeline
+
+
+async def ack(request: web.Request) -> web.Response:
+    found = _alert(request)
+    pipeline = _pipeline(request)
+    data = await body(request)
+    by = str(data.get("by") or "").strip()
+    if not by:
+        raise HttpError(400, "by: who acknowledges is required")
+    expires = time.time() + duration(data["duration"], "duration") if data.get("duration") else None
+    got = pipeline.acks.ack(found["fingerprint"], by=by, comment=str(data.get("comment", "")), expires_at=expires)
+    log.info("alert %s acknowledged by %s", found["fingerprint"], by)
+    return json({"fingerprint": got.fingerprint, "by": got.by, "comment": got.comment, "at": got.at,
+                 "expires_at": got.expires_at})
+
+
+async def explain(request: web.Request) -> web.Response:
+    found = _alert(request)
+    daemon = daemon_of(request)
+    pipeline = daemon.pipeline
+    if pipeline is None:
+        return json({"fingerprint": found["fingerprint"], "state": found["state"], "routes": [],
+                     "summary": "no notifications are configured ([route] has no receiver)"})
+    from alertd.http.explain import explain_alert
+
+    return json(explain_alert(daemon, pipeline, found))
+
+
+# -- silences ----------------------------------------------------------------------------------------------
+
+
+async def silences(request: web.Request) -> web.Response:
+    pipeline = _pipeline(request)
+    status = request.query.get("status")
+    if status not in (None, "active", "pending", "expired"):
+        raise HttpError(400, "status: use active, pending or expired")
+    now = daemon_of(request).clock.now()
+    return json({"silences": [silence_view(s, now) for s in pipeline.silences.list(status)]})
+
+
+async def create_silence(request: web.Request) -> web.Response:
+    pipeline = _pipeline(request)
+    data = await body(request)
+    now = daemon_of(request).clock.now()
+    matchers = data.get("matchers")
+    if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+        raise HttpError(400, 'matchers: a list of label matchers, like ["alertname=\\"X\\""]')
+    starts = float(data["starts_at"]) if data.get("starts_at") is not None else None
+    if data.get("ends_at") is not None:
+        ends = float(data["ends_at"])
+    elif data.get("duration"):
+        ends = (starts or now) + duration(data["duration"], "duration")
+    else:
+        raise HttpError(400, "give duration (like \"2h\") or ends_at")
+    try:
+        silence = pipeline.silences.add(matchers, ends_at=ends, starts_at=starts,
+                                        created_by=str(data.get("created_by") or "unknown"),
+                                        comment=str(data.get("comment", "")))
+    except (ValueError, AlertdError) as exc:
+        raise HttpError(400, str(exc)) from exc
+    log.info("silence %s created by %s: %s", silence.id, silence.created_by, ", ".join(silence.matchers))
+    return json(silence_view(silence, now), 201)
+
+
+async def expire_silence(request: web.Request) -> web.Response:
+    pipeline = _pipeline(request)
+    id = request.match_info["id"]
+    if pipeline.silences.get(id) is None:
+        raise HttpError(404, f"no silence with id {id}")
+    silence = pipeline.silences.expire(id)
+    log.info("silence %s expired", id)
+    return json(silence_view(silence, daemon_of(request).clock.now()))
+
+
+async def status(request: web.Request) -> web.Response:
+    daemon = daemon_of(request)
+    last = daemon.last_reload
+    return json({
+        "version": __version__,
+        "started_at": daemon.counters.started,
+        "ready": daemon.first_collection_done.is_set(),
+        "config": {"path": daemon.loaded.path, "rules": len(daemon.engine.rules.rules),
+                   "last_reload": last.as_dict() if last is not None else None},
+        **{k: v for k, v in celery_health(daemon).items() if k in ("broker", "workers", "queues")},
+    })

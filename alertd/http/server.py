@@ -1,0 +1,130 @@
+"""The HTTP server: the routes, the token check on every call that changes something, JSON errors, optional
+TLS, served by aiohttp on the daemon's own event loop."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from alertd.config.model import HttpSettings
+from alertd.http import api
+from alertd.http.dashboard import render_dashboard
+from alertd.http.openapi import openapi
+
+if TYPE_CHECKING:
+    from alertd.daemon.core import Daemon
+
+log = logging.getLogger("alertd.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _loopback(peer: str | None) -> bool:
+    try:
+        return peer is not None and ipaddress.ip_address(peer.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth(token: str | None) -> Middleware:
+    expected = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in MUTATING:
+            if expected is not None:
+                given = request.headers.get("Authorization", "").encode()
+                if not hmac.compare_digest(given, expected):
+                    return web.json_response({"error": "this call needs Authorization: Bearer <[http] token>"},
+                                             status=401, headers={"WWW-Authenticate": "Bearer"})
+            elif not _loopback(request.remote):
+                return web.json_response(
+                    {"error": "calls that change something are taken from loopback only: configure [http] token"},
+                    status=403)
+        return await handler(request)
+
+    return check
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except api.HttpError as exc:
+        return web.json_response({"error": str(exc)}, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response({"error": exc.reason}, status=exc.status)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"error": "internal error (see alertd's log)"}, status=500)
+
+
+async def _dashboard(request: web.Request) -> web.Response:
+    return web.Response(text=render_dashboard(api.daemon_of(request)), content_type="text/html")
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi())
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/", _dashboard),
+    ("GET", "/-/healthy", api.healthy),
+    ("GET", "/-/ready", api.ready),
+    ("POST", "/-/reload", api.reload),
+    ("GET", "/health/celery", api.health_celery),
+    ("GET", "/metrics", api.metrics),
+    ("GET", "/api/v1/openapi.json", _openapi),
+    ("GET", "/api/v1/status", api.status),
+    ("GET", "/api/v1/alerts", api.alerts),
+    ("GET", "/api/v1/alerts/{fingerprint}", api.alert),
+    ("POST", "/api/v1/alerts/{fingerprint}/ack", api.ack),
+    ("GET", "/api/v1/alerts/{fingerprint}/explain", api.explain),
+    ("GET", "/api/v1/silences", api.silences),
+    ("POST", "/api/v1/silences", api.create_silence),
+    ("DELETE", "/api/v1/silences/{id}", api.expire_silence),
+]
+
+
+def build_app(daemon: Daemon, token: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[json_errors, _auth(token)])
+    app[api.DAEMON] = daemon
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    return app
+
+
+class HttpServer:
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        self.runner = runner
+        self.url = url
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_http_server(daemon: Daemon, settings: HttpSettings) -> HttpServer:
+    host, _, port = settings.listen.rpartition(":")
+    host = host.strip("[]")
+    context = None
+    if settings.tls_cert and settings.tls_key:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(daemon.loaded.resolve(settings.tls_cert), daemon.loaded.resolve(settings.tls_key))
+    runner = web.AppRunner(build_app(daemon, settings.token), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, int(port), ssl_context=context)
+    await site.start()
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else int(port)
+    shown = f"[{host}]" if ":" in host else host
+    return HttpServer(runner, f"{'https' if context else 'http'}://{shown}:{bound}")
