@@ -20,6 +20,8 @@ DEFAULT_HEARTBEAT_FREQ = 2.0
 # call a worker offline after two silent heartbeat intervals, and alertd agrees with them by default.
 DEFAULT_HEARTBEAT_MULTIPLIER = 2.0
 
+# A counter increment this long after the previous one restates the previous value first (see _increment).
+_QUIET = 1.0
 _COUNTERS = {
     "task-failed": "celery_task_failures_total",
     "task-succeeded": "celery_task_successes_total",
@@ -94,6 +96,7 @@ class EventTranslator:
         # Only task-received carries the task name: remember it by uuid, in bounded memory.
         self._task_names: OrderedDict[str, str] = OrderedDict()
         self._counters: dict[tuple[str, LabelsKey], float] = {}
+        self._counter_times: dict[tuple[str, LabelsKey], float] = {}
 
     # -- events -----------------------------------------------------------------------------------------
 
@@ -149,11 +152,17 @@ class EventTranslator:
         value = (previous or 0.0) + 1.0
         self._counters[key] = value
         out = []
+        last_at = self._counter_times.get(key)
         if previous is None:
             # A counter born at 1 has no earlier sample, so increase() over a window would see no change and
             # the first failure would never page. Prometheus solves this with created-timestamp zero
             # injection: the series starts at 0 just before its first increment.
             out.append(Sample(name, labels, 0.0, at - 0.001))
+        elif last_at is None or at - last_at > _QUIET:
+            # After a quiet spell longer than a rule's window the previous value is out of the window, and the
+            # one new sample alone shows no increase: restate the previous value just before the new one.
+            out.append(Sample(name, labels, previous, at - 0.001))
+        self._counter_times[key] = at
         out.append(Sample(name, labels, value, at))
         return out
 
