@@ -76,8 +76,14 @@ COUNTER_CASES: list[Any] = [
     pytest.param(
         [received("a", "t", 1.0), failed("a", 2.0), received("b", "t", 3.0), failed("b", 4.0)],
         FAIL, {"task_name": "t", "exception_type": "ValueError"},
-        [(1.999, 0.0), (2.0, 1.0), (4.0, 2.0)],
-        id="zero-injected-only-the-first-time",
+        [(1.999, 0.0), (2.0, 1.0), (3.999, 1.0), (4.0, 2.0)],
+        id="zero-injected-first-the-previous-value-restated-after-a-quiet-spell",
+    ),
+    pytest.param(
+        [received("a", "t", 1.0), failed("a", 2.0), received("b", "t", 2.2), failed("b", 2.5)],
+        FAIL, {"task_name": "t", "exception_type": "ValueError"},
+        [(1.999, 0.0), (2.0, 1.0), (2.5, 2.0)],
+        id="zero-injected-only-the-first-time-and-nothing-restated-in-a-burst",
     ),
     pytest.param(
         [received("a", "tasks.email.send", 1.0), event("task-succeeded", 2.0, uuid="a", hostname=W1)],
