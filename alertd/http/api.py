@@ -195,7 +195,7 @@ async def create_silence(request: web.Request) -> web.Response:
     except (ValueError, AlertdError) as exc:
         raise HttpError(400, str(exc)) from exc
     log.info("silence %s created by %s: %s", silence.id, silence.created_by, ", ".join(silence.matchers))
-    return json(silence_view(silence, now), 201)
+    return json(silence_view(silence, daemon_of(request).clock.now()), 201)
 
 
 async def expire_silence(request: web.Request) -> web.Response:
