@@ -39,7 +39,7 @@ def write(tmp_path: Path) -> Path:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "q.toml").write_text(RULES)
     cfg = tmp_path / "alertd.toml"
-    cfg.write_text("""
+    cfg.write_text(f"""
 rule_files = ["rules/*.toml"]
 [state]
 url = "memory://"
@@ -55,7 +55,7 @@ enabled = false
 enabled = false
 [receivers.console]
 type = "console"
-path = "pages.log"
+path = "{tmp_path / 'pages.log'}"
 [route]
 receiver = "console"
 group_wait = "0s"
