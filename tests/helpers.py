@@ -17,3 +17,21 @@ def write(path: Path, text: str) -> Path:
 
 def ruleset(tmp_path: Path, text: str, name: str = "rules.toml") -> RuleSet:
     return load_rules([str(write(tmp_path / name, text))], make_environment())
+
+
+# A daemon configuration with nothing reaching out (no broker, no event stream): the tests feed it samples.
+OFFLINE = """
+rule_files = ["rules/*.toml"]
+[state]
+url = "memory://"
+[events]
+enabled = false
+[collectors.broker]
+enabled = false
+[collectors.queues]
+enabled = false
+[collectors.workers]
+enabled = false
+[collectors.inspect]
+enabled = false
+"""

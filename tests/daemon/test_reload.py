@@ -11,6 +11,7 @@ import pytest
 from alertd.daemon import build
 from alertd.daemon.reload import RELOAD_FAILED, FileWatcher, files_signature
 from alertd.models import AlertState, Sample
+from tests.helpers import OFFLINE
 
 RULE = """
 [[groups]]
@@ -30,20 +31,7 @@ def setup(tmp_path: Path, extra: str = "") -> Path:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "a.toml").write_text(RULE.format(name="Deep", for_="0s", summary="deep"))
     cfg = tmp_path / "alertd.toml"
-    cfg.write_text(f"""
-rule_files = ["rules/*.toml"]
-[state]
-url = "memory://"
-[events]
-enabled = false
-[collectors.broker]
-enabled = false
-[collectors.queues]
-enabled = false
-[collectors.workers]
-enabled = false
-[collectors.inspect]
-enabled = false
+    cfg.write_text(OFFLINE + f"""
 [http]
 enabled = false
 [receivers.console]

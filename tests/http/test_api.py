@@ -14,6 +14,7 @@ from alertd.config.model import HttpSettings
 from alertd.daemon import Daemon, build
 from alertd.http.server import ROUTES, start_http_server
 from alertd.models import Sample
+from tests.helpers import OFFLINE
 
 TOKEN = "t0ken-for-tests"
 RULES = """
@@ -39,20 +40,7 @@ def write(tmp_path: Path) -> Path:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "q.toml").write_text(RULES)
     cfg = tmp_path / "alertd.toml"
-    cfg.write_text(f"""
-rule_files = ["rules/*.toml"]
-[state]
-url = "memory://"
-[events]
-enabled = false
-[collectors.broker]
-enabled = false
-[collectors.queues]
-enabled = false
-[collectors.workers]
-enabled = false
-[collectors.inspect]
-enabled = false
+    cfg.write_text(OFFLINE + f"""
 [receivers.console]
 type = "console"
 path = "{tmp_path / 'pages.log'}"
