@@ -200,5 +200,8 @@ def notify_cmd(config_path: str, receiver: str) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+# The clients of a running alertd's HTTP API register themselves on ``main``.
+from alertd import cli_api  # noqa: E402, F401
+
 if __name__ == "__main__":
     main()
