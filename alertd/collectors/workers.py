@@ -22,6 +22,7 @@ from pydantic import Field
 from alertd.collectors.base import Collector, CollectorContext, CollectorSettings
 from alertd.durations import Duration, format_duration
 from alertd.models import Sample
+from alertd.tables import format_table
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ class InspectCollector(Collector):
 def render_table(snapshot: Mapping[str, Mapping[str, Any]]) -> str:
     """The snapshot as ``alertd inspect`` prints it: one row per worker, then its active tasks."""
     header = ("WORKER", "ACTIVE", "RESERVED", "SCHEDULED", "REGISTERED", "PROCESSES", "UPTIME")
-    rows: list[tuple[str, ...]] = [header]
+    rows: list[tuple[str, ...]] = []
     details: list[str] = []
     for worker in sorted(snapshot):
         entry = snapshot[worker]
@@ -277,11 +278,9 @@ def render_table(snapshot: Mapping[str, Mapping[str, Any]]) -> str:
         for task in entry.get("active") or ():
             if isinstance(task, Mapping):
                 details.append(f"{worker}: active {task.get('name', '?')}[{task.get('id', '?')}]")
-    if len(rows) == 1:
+    if not rows:
         return "no worker answered"
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-    return "\n".join(lines + (["", *details] if details else []))
+    return "\n".join([format_table(header, rows), *(["", *details] if details else [])])
 
 
 def _count(value: object) -> str:
