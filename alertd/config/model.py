@@ -55,6 +55,10 @@ class HttpSettings(_Section):
     enabled: bool = Field(True, description="serve HTTP at all")
     listen: str = Field("127.0.0.1:9464", description="host:port; loopback unless you mean otherwise")
     token: str | None = Field(None, description="bearer token every call that changes something must carry")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names served besides loopback names and external_url's host ('*': any, unsafe)",
+    )
     tls_cert: str | None = Field(None, description="PEM certificate file; with tls_key, serve HTTPS")
     tls_key: str | None = Field(None, description="PEM private key file")
 

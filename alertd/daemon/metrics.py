@@ -68,6 +68,10 @@ class DaemonMetrics:
             "alertd_config_last_reload_success_timestamp_seconds", "When the running configuration was loaded",
             registry=r,
         )
+        self.http_refused = Counter(
+            "alertd_http_requests_refused", "HTTP requests the guard refused (host, cross-site, origin, "
+            "content-type, token, remote)", ["reason"], registry=r,
+        )
         self.deadman_pings = Counter(
             "alertd_deadman_pings", "Dead man's switch pings", ["result"], registry=r
         )

@@ -32,12 +32,8 @@ def number(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-_ENV = Environment(autoescape=True)
-_ENV.filters["number"] = number
-PAGE = _ENV.from_string("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
-<title>alertd {{ firing|length }} firing</title>
-<style>
+# The page's only style sheet; the Content-Security-Policy allows exactly this text (alertd/http/guard.py).
+STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
 header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:center}
 header h1{font-size:18px;margin:0}main{padding:16px 24px}
@@ -48,7 +44,14 @@ th{font-weight:600;color:#555}.badge{border-radius:3px;padding:1px 6px;font-size
 .critical{background:#c62828}.warning{background:#ef6c00}.info,.none{background:#607d8b}
 .healthy{color:#2e7d32;font-weight:600}.unhealthy{color:#c62828;font-weight:600}
 .muted{color:#888}code{font-size:12px}
-</style></head><body>
+"""
+
+_ENV = Environment(autoescape=True)
+_ENV.filters["number"] = number
+PAGE = _ENV.from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
+<title>alertd {{ firing|length }} firing</title>
+<style>{{ style|safe }}</style></head><body>
 <header><h1>alertd</h1><span>version {{ version }}</span>
 <span class="{{ health.status }}">cluster {{ health.status }}</span>
 <span>{{ "ready" if ready else "starting" }}</span>
@@ -99,7 +102,7 @@ def render_dashboard(daemon: Daemon) -> str:
     if daemon.pipeline is not None:
         silences = [silence_view(s, now) for s in daemon.pipeline.silences.list() if s.status(now) != "expired"]
     return PAGE.render(
-        version=__version__, now=now, ready=daemon.first_collection_done.is_set(),
+        style=STYLE, version=__version__, now=now, ready=daemon.first_collection_done.is_set(),
         health=celery_health(daemon), silences=silences,
         firing=[a for a in alerts if a["state"] == "firing"], pending=[a for a in alerts if a["state"] == "pending"],
         age=lambda since, until=None: age(since, now) if until is None else age(since, until),

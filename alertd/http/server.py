@@ -1,21 +1,19 @@
-"""The HTTP server: the routes, the token check on every call that changes something, JSON errors, optional
-TLS, served by aiohttp on the daemon's own event loop."""
+"""The HTTP server: the routes, the guard (alertd/http/guard.py) in front of them, JSON errors, optional TLS,
+served by aiohttp on the daemon's own event loop."""
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from alertd.config.model import HttpSettings
 from alertd.http import api
-from alertd.http.dashboard import render_dashboard
+from alertd.http.dashboard import STYLE, render_dashboard
+from alertd.http.guard import Guard
 from alertd.http.openapi import openapi
 
 if TYPE_CHECKING:
@@ -23,34 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alertd.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def _loopback(peer: str | None) -> bool:
-    try:
-        return peer is not None and ipaddress.ip_address(peer.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _auth(token: str | None) -> Middleware:
-    expected = f"Bearer {token}".encode() if token else None
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method in MUTATING:
-            if expected is not None:
-                given = request.headers.get("Authorization", "").encode()
-                if not hmac.compare_digest(given, expected):
-                    return web.json_response({"error": "this call needs Authorization: Bearer <[http] token>"},
-                                             status=401, headers={"WWW-Authenticate": "Bearer"})
-            elif not _loopback(request.remote):
-                return web.json_response(
-                    {"error": "calls that change something are taken from loopback only: configure [http] token"},
-                    status=403)
-        return await handler(request)
-
-    return check
 
 
 @web.middleware
@@ -95,8 +65,14 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def build_app(daemon: Daemon, token: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_errors, _auth(token)])
+def build_app(daemon: Daemon, settings: HttpSettings) -> web.Application:
+    guard = Guard(
+        token=settings.token, external_url=daemon.loaded.config.external_url,
+        allowed_hosts=settings.allowed_hosts, listen_host=settings.listen.rpartition(":")[0].strip("[]"),
+        html_styles=[STYLE], refused=daemon.metrics.http_refused,
+    )
+    app = web.Application(middlewares=[json_errors, guard.middleware])
+    app.on_response_prepare.append(guard.add_headers)
     app[api.DAEMON] = daemon
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
@@ -119,7 +95,7 @@ async def start_http_server(daemon: Daemon, settings: HttpSettings) -> HttpServe
     if settings.tls_cert and settings.tls_key:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(daemon.loaded.resolve(settings.tls_cert), daemon.loaded.resolve(settings.tls_key))
-    runner = web.AppRunner(build_app(daemon, settings.token), access_log=None)
+    runner = web.AppRunner(build_app(daemon, settings), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, int(port), ssl_context=context)
     await site.start()
