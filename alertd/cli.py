@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -96,14 +99,88 @@ def run(config_path: str, once: bool, log_format: str | None) -> None:
     SIGHUP reloads the configuration and rules; SIGTERM or SIGINT stops (a second one exits at once).
     """
     from alertd.daemon import run_daemon
-    from alertd.errors import ConfigError
+    from alertd.errors import ConfigError, StateStoreError
 
     try:
         code = run_daemon(config_path, once=once, log_format=log_format)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
+    except StateStoreError as exc:
+        click.echo(f"{exc} (alertd state check says more; alertd state restore puts a backup back)", err=True)
+        sys.exit(1)
     sys.exit(code)
+
+
+@main.group("state")
+def state_cmd() -> None:
+    """Check, back up and restore the state file ([state] url) of a SQLite state store."""
+
+
+def _state_file(config_path: str) -> Path:
+    from alertd.config import load_config
+    from alertd.errors import AlertdError
+    from alertd.state.base import sqlite_path
+
+    try:
+        path = sqlite_path(load_config(config_path).state_url)
+    except AlertdError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if path is None:
+        raise click.ClickException("[state] url is memory://: there is no state file")
+    return path
+
+
+def _state_report(run: Callable[[], Any]) -> None:
+    from alertd.errors import StateStoreError
+
+    try:
+        report = run()
+    except StateStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for fact in report.facts:
+        click.echo(f"{report.path}: {fact}")
+    for problem in report.problems:
+        click.echo(f"{report.path}: {problem}", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+@state_cmd.command("check")
+@config_option
+def state_check(config_path: str) -> None:
+    """Whether the state file is whole and usable, what it holds, and whether an alertd has it open.
+
+    Safe while alertd runs. Exits 1 when the file is damaged or was written by a newer alertd.
+    """
+    from alertd.state import maintenance
+
+    path = _state_file(config_path)
+    _state_report(lambda: maintenance.check(path))
+
+
+@state_cmd.command("backup")
+@config_option
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+def state_backup(config_path: str, destination: Path) -> None:
+    """Copy the state file to DESTINATION (a new file, mode 0600), consistently, while alertd runs."""
+    from alertd.state import maintenance
+
+    path = _state_file(config_path)
+    _state_report(lambda: maintenance.backup(path, destination))
+
+
+@state_cmd.command("restore")
+@config_option
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def state_restore(config_path: str, source: Path) -> None:
+    """Put the backup SOURCE in place of the state file; stop alertd first.
+
+    SOURCE is checked before anything changes; the file it replaces is kept as <file>.replaced-<unix time>.
+    """
+    from alertd.state import maintenance
+
+    path = _state_file(config_path)
+    _state_report(lambda: maintenance.restore(path, source))
 
 
 @main.command()

@@ -178,20 +178,11 @@ class StateStore(abc.ABC):
         self.close()
 
 
-def open_store(url: str) -> StateStore:
-    """Open the store that ``url`` names.
-
-    ``memory://`` is a fresh in-memory store. ``sqlite:///var/lib/alertd/state.db`` (the part after
-    ``sqlite://`` is an absolute path) or a plain path such as ``state.db`` is a SQLite file, whose
-    folder is created when missing.
-    """
-    # The implementations are imported where they are chosen: they import this module, and a
-    # deployment that names one store should not pay for importing the others.
+def sqlite_path(url: str) -> Path | None:
+    """The file that a state store URL names, or None for ``memory://``."""
     text = url.strip()
     if text == "memory://":
-        from alertd.state.memory import MemoryStateStore
-
-        return MemoryStateStore()
+        return None
     if text.startswith("sqlite:///"):
         # One leading slash whether written file-URL style (sqlite:///abs) or with four slashes.
         raw = "/" + text[len("sqlite:///") :].lstrip("/")
@@ -203,9 +194,25 @@ def open_store(url: str) -> StateStore:
         raise StateStoreError(
             f"unsupported state store URL {url!r}; use a file path, sqlite:///path or memory://"
         )
-    path = Path(raw).expanduser()
+    return Path(raw).expanduser()
+
+
+def open_store(url: str) -> StateStore:
+    """Open the store that ``url`` names.
+
+    ``memory://`` is a fresh in-memory store. ``sqlite:///var/lib/alertd/state.db`` (the part after
+    ``sqlite://`` is an absolute path) or a plain path such as ``state.db`` is a SQLite file, whose
+    folder is created (0700) when missing; the file is created 0600 and locked while open.
+    """
+    # The implementations are imported where they are chosen: they import this module, and a
+    # deployment that names one store should not pay for importing the others.
+    path = sqlite_path(url)
+    if path is None:
+        from alertd.state.memory import MemoryStateStore
+
+        return MemoryStateStore()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StateStoreError(
             f"state store {path}: cannot create the folder {path.parent}: {exc.strerror or exc}"

@@ -23,6 +23,7 @@ from alertd.state.base import (
     StateStore,
     Transition,
 )
+from alertd.state.lock import StateLock
 from alertd.state.rows import (
     ack_from_row,
     ack_to_row,
@@ -213,7 +214,13 @@ class SQLiteStateStore(StateStore):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._connect()
+        self._owner = StateLock(self._path)
+        try:
+            create_private(self._path)
+            self._conn: sqlite3.Connection | None = self._connect()
+        except BaseException:
+            self._owner.release()
+            raise
 
     @property
     def path(self) -> Path:
@@ -469,9 +476,27 @@ class SQLiteStateStore(StateStore):
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
-            if conn is not None:
-                with self._translate("cannot close the database"):
-                    conn.close()
+            try:
+                if conn is not None:
+                    with self._translate("cannot close the database"):
+                        conn.close()
+            finally:
+                self._owner.release()
+
+
+def create_private(path: Path) -> None:
+    """Create the state file readable by its owner only (SQLite gives its -wal and -shm files the same mode);
+    warn about an existing file that others may read: it holds silences, acknowledgements and the outbox."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o007:
+            log.warning("state store %s: mode %o lets other users open it; chmod 600 it", path, mode)
+        return
+    except OSError as exc:
+        raise StateStoreError(f"state store {path}: cannot create the file: {exc.strerror or exc}") from exc
+    os.close(fd)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
