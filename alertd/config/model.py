@@ -59,6 +59,9 @@ class HttpSettings(_Section):
         default_factory=list,
         description="host names served besides loopback names and external_url's host ('*': any, unsafe)",
     )
+    max_silence_duration: Duration = Field(
+        365 * 86400.0, gt=0, description="longest silence or acknowledgement the API accepts"
+    )
     tls_cert: str | None = Field(None, description="PEM certificate file; with tls_key, serve HTTPS")
     tls_key: str | None = Field(None, description="PEM private key file")
 

@@ -15,8 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alertd import __version__
 from alertd.dispatch.matchers import Matchers
-from alertd.durations import parse_duration
+from alertd.durations import format_duration, parse_duration
 from alertd.errors import AlertdError
+from alertd.http.bodies import MAX_FILTERS, MAX_MATCHER_CHARS, AckBody, Body, SilenceBody, parse_body
 from alertd.http.health import celery_health
 from alertd.http.views import all_alerts, find_alert, silence_view
 from alertd.models import AlertState
@@ -42,21 +43,24 @@ def json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
 
-async def body(request: web.Request) -> dict[str, Any]:
+async def body(request: web.Request, model: type[Body]) -> Body:
     try:
-        data = await request.json()
+        return parse_body(model, await request.read())
     except ValueError as exc:
-        raise HttpError(400, f"the body must be a JSON object: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HttpError(400, "the body must be a JSON object")
-    return data
+        raise HttpError(400, str(exc)) from exc
 
 
-def duration(value: Any, field: str) -> float:
+def duration(value: str, field: str, request: web.Request) -> float:
+    """A duration from a request, up to ``[http] max_silence_duration``."""
+    longest = daemon_of(request).loaded.config.http.max_silence_duration
     try:
-        return parse_duration(str(value))
+        seconds = parse_duration(value)
     except (ValueError, AlertdError) as exc:
         raise HttpError(400, f"{field}: {exc}") from exc
+    if not 0 < seconds <= longest:
+        raise HttpError(400, f"{field}: {value} is not between 0 and [http] max_silence_duration "
+                             f"({format_duration(longest)})")
+    return seconds
 
 
 # -- health ------------------------------------------------------------------------------------------------
@@ -100,6 +104,8 @@ def _states(request: web.Request) -> set[AlertState]:
 
 def _filters(request: web.Request) -> Matchers:
     texts = request.query.getall("filter", [])
+    if len(texts) > MAX_FILTERS or any(len(t) > MAX_MATCHER_CHARS for t in texts):
+        raise HttpError(400, f"filter: at most {MAX_FILTERS} filters of {MAX_MATCHER_CHARS} characters each")
     try:
         return Matchers.parse(texts)
     except (ValueError, AlertdError) as exc:
@@ -139,13 +145,10 @@ def _pipeline(request: web.Request) -> Any:
 async def ack(request: web.Request) -> web.Response:
     found = _alert(request)
     pipeline = _pipeline(request)
-    data = await body(request)
-    by = str(data.get("by") or "").strip()
-    if not by:
-        raise HttpError(400, "by: who acknowledges is required")
-    expires = time.time() + duration(data["duration"], "duration") if data.get("duration") else None
-    got = pipeline.acks.ack(found["fingerprint"], by=by, comment=str(data.get("comment", "")), expires_at=expires)
-    log.info("alert %s acknowledged by %s", found["fingerprint"], by)
+    data = await body(request, AckBody)
+    expires = time.time() + duration(data.duration, "duration", request) if data.duration else None
+    got = pipeline.acks.ack(found["fingerprint"], by=data.by, comment=data.comment, expires_at=expires)
+    log.info("alert %s acknowledged by %s", found["fingerprint"], data.by)
     return json({"fingerprint": got.fingerprint, "by": got.by, "comment": got.comment, "at": got.at,
                  "expires_at": got.expires_at})
 
@@ -176,22 +179,23 @@ async def silences(request: web.Request) -> web.Response:
 
 async def create_silence(request: web.Request) -> web.Response:
     pipeline = _pipeline(request)
-    data = await body(request)
+    data = await body(request, SilenceBody)
     now = daemon_of(request).clock.now()
-    matchers = data.get("matchers")
-    if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
-        raise HttpError(400, 'matchers: a list of label matchers, like ["alertname=\\"X\\""]')
-    starts = float(data["starts_at"]) if data.get("starts_at") is not None else None
-    if data.get("ends_at") is not None:
-        ends = float(data["ends_at"])
-    elif data.get("duration"):
-        ends = (starts or now) + duration(data["duration"], "duration")
+    starts = data.starts_at
+    if data.ends_at is not None:
+        ends = data.ends_at
+        longest = daemon_of(request).loaded.config.http.max_silence_duration
+        if ends - (starts or now) > longest:
+            raise HttpError(400, f"ends_at: a silence lasts at most [http] max_silence_duration "
+                                 f"({format_duration(longest)})")
     else:
-        raise HttpError(400, "give duration (like \"2h\") or ends_at")
+        assert data.duration is not None
+        ends = (starts or now) + duration(data.duration, "duration", request)
+    if ends <= now:
+        raise HttpError(400, "ends_at: the silence would already be over")
     try:
-        silence = pipeline.silences.add(matchers, ends_at=ends, starts_at=starts,
-                                        created_by=str(data.get("created_by") or "unknown"),
-                                        comment=str(data.get("comment", "")))
+        silence = pipeline.silences.add(data.matchers, ends_at=ends, starts_at=starts,
+                                        created_by=data.created_by, comment=data.comment)
     except (ValueError, AlertdError) as exc:
         raise HttpError(400, str(exc)) from exc
     log.info("silence %s created by %s: %s", silence.id, silence.created_by, ", ".join(silence.matchers))

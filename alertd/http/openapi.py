@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alertd import __version__
+from alertd.http.bodies import AckBody, SilenceBody, schema
 
 _OBJ = {"type": "object"}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -54,13 +55,8 @@ SCHEMAS: dict[str, Any] = {
         "starts_at": {"type": "number"}, "ends_at": {"type": "number"}, "created_by": {"type": "string"},
         "comment": {"type": "string"}, "status": {"enum": ["pending", "active", "expired"]},
     }},
-    "NewSilence": {"type": "object", "required": ["matchers"], "properties": {
-        "matchers": {"type": "array", "items": {"type": "string"}}, "duration": {"type": "string"},
-        "starts_at": {"type": "number"}, "ends_at": {"type": "number"}, "created_by": {"type": "string"},
-        "comment": {"type": "string"},
-    }},
-    "Ack": {"type": "object", "required": ["by"], "properties": {
-        "by": {"type": "string"}, "comment": {"type": "string"}, "duration": {"type": "string"}}},
+    "NewSilence": schema(SilenceBody),
+    "Ack": schema(AckBody),
     "Reload": {"type": "object", "properties": {
         "ok": {"type": "boolean"}, "source": {"type": "string"}, "message": {"type": "string"},
         "at": {"type": "number"}, "rules": {"type": "integer"}, "changed": {"type": "array"}}},

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from alertd.config.model import HttpSettings
 from alertd.http import api
+from alertd.http.bodies import MAX_BODY_BYTES
 from alertd.http.dashboard import STYLE, render_dashboard
 from alertd.http.guard import Guard
 from alertd.http.openapi import openapi
@@ -71,7 +72,7 @@ def build_app(daemon: Daemon, settings: HttpSettings) -> web.Application:
         allowed_hosts=settings.allowed_hosts, listen_host=settings.listen.rpartition(":")[0].strip("[]"),
         html_styles=[STYLE], refused=daemon.metrics.http_refused,
     )
-    app = web.Application(middlewares=[json_errors, guard.middleware])
+    app = web.Application(middlewares=[json_errors, guard.middleware], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(guard.add_headers)
     app[api.DAEMON] = daemon
     for method, path, handler in ROUTES:
