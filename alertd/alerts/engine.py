@@ -52,12 +52,14 @@ class RuleEngine:
         self.outage_tolerance = outage_tolerance
         self.external_url = external_url.rstrip("/")
         self.records: dict[str, AlertRecord] = {r.fingerprint: r for r in state.load_alerts()}
+        self.generation = 0  # counts evaluations and rule changes: readers' snapshots are keyed on it
         self._rule_errors: dict[str, str] = {}
         self.rules = rules
         self.replace_rules(rules)
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in a new rule set; alerts of rules that no longer exist are dropped, the others keep their state."""
+        self.generation += 1
         self.rules = rules
         keep = {r.id for r in rules.rules}
         gone = [fp for fp, rec in self.records.items() if rec.rule not in keep]
@@ -73,6 +75,7 @@ class RuleEngine:
     def evaluate(self, now: float, rules: Sequence[CompiledRule] | None = None) -> Evaluation:
         """Evaluate ``rules`` (default: all) at ``now``; returns the transitions, persisted before returning."""
         started = time.perf_counter()
+        self.generation += 1
         todo = self.rules.rules if rules is None else rules
         result = Evaluation(at=now, rules=len(todo))
         upserts: list[AlertRecord] = []

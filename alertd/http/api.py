@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -17,9 +18,18 @@ from alertd import __version__
 from alertd.dispatch.matchers import Matchers
 from alertd.durations import format_duration, parse_duration
 from alertd.errors import AlertdError
-from alertd.http.bodies import MAX_FILTERS, MAX_MATCHER_CHARS, AckBody, Body, SilenceBody, parse_body
+from alertd.http.bodies import (
+    MAX_FILTERS,
+    MAX_MATCHER_CHARS,
+    MAX_PAGE,
+    AckBody,
+    Body,
+    SilenceBody,
+    parse_body,
+)
 from alertd.http.health import celery_health
-from alertd.http.views import all_alerts, find_alert, silence_view
+from alertd.http.snapshot import Busy, Snapshot, Snapshots, dumps
+from alertd.http.views import find_alert, silence_view
 from alertd.models import AlertState
 
 if TYPE_CHECKING:
@@ -29,14 +39,30 @@ log = logging.getLogger("alertd.http")
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 
 
+SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
+
+
 class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
 def daemon_of(request: web.Request) -> Daemon:
     return request.app[DAEMON]
+
+
+def snapshots_of(request: web.Request) -> Snapshots:
+    return request.app[SNAPSHOTS]
+
+
+async def heavy(request: web.Request, work: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """A heavy answer (a list of every alert, the dashboard) in the line that bounds them."""
+    try:
+        return await snapshots_of(request).heavy(work)
+    except Busy:
+        raise HttpError(503, "too many readers at once: try again in a second", {"Retry-After": "1"}) from None
 
 
 def json(data: Any, status: int = 200) -> web.Response:
@@ -88,6 +114,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def reload(request: web.Request) -> web.Response:
     result = await daemon_of(request).reload("HTTP")
+    snapshots_of(request).changed()
     return json(result.as_dict(), 200 if result.ok else 400)
 
 
@@ -112,10 +139,32 @@ def _filters(request: web.Request) -> Matchers:
         raise HttpError(400, f"filter: {exc}") from exc
 
 
-async def alerts(request: web.Request) -> web.Response:
+def _int(request: web.Request, name: str, default: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not 0 <= int(text) <= high:
+        raise HttpError(400, f"{name}: a whole number from 0 to {high}")
+    return int(text)
+
+
+async def alerts(request: web.Request) -> web.StreamResponse:
+    """From the readers' snapshot: filtered, paged and serialized in a worker thread."""
     matchers = _filters(request)
-    found = [a for a in all_alerts(daemon_of(request), _states(request)) if matchers.matches(a["labels"])]
-    return json({"alerts": found})
+    states = _states(request)
+    offset = _int(request, "offset", 0, 10**9)
+    limit = _int(request, "limit", MAX_PAGE, MAX_PAGE)
+
+    def select(snap: Snapshot) -> bytes:
+        found = [a for a in snap.of_states(states) if matchers.matches(a["labels"])]
+        return dumps({"alerts": found[offset:offset + limit], "total": len(found)})
+
+    async def work() -> web.StreamResponse:
+        snap = await snapshots_of(request).current()
+        key = ("alerts", frozenset(states), tuple(matchers.texts()), offset, limit)
+        return web.Response(body=await snap.cached(key, lambda: select(snap)), content_type="application/json")
+
+    return await heavy(request, work)
 
 
 def _alert(request: web.Request) -> dict[str, Any]:
@@ -148,6 +197,7 @@ async def ack(request: web.Request) -> web.Response:
     data = await body(request, AckBody)
     expires = time.time() + duration(data.duration, "duration", request) if data.duration else None
     got = pipeline.acks.ack(found["fingerprint"], by=data.by, comment=data.comment, expires_at=expires)
+    snapshots_of(request).changed()
     log.info("alert %s acknowledged by %s", found["fingerprint"], data.by)
     return json({"fingerprint": got.fingerprint, "by": got.by, "comment": got.comment, "at": got.at,
                  "expires_at": got.expires_at})
@@ -198,6 +248,7 @@ async def create_silence(request: web.Request) -> web.Response:
                                         created_by=data.created_by, comment=data.comment)
     except (ValueError, AlertdError) as exc:
         raise HttpError(400, str(exc)) from exc
+    snapshots_of(request).changed()
     log.info("silence %s created by %s: %s", silence.id, silence.created_by, ", ".join(silence.matchers))
     return json(silence_view(silence, daemon_of(request).clock.now()), 201)
 
@@ -208,6 +259,7 @@ async def expire_silence(request: web.Request) -> web.Response:
     if pipeline.silences.get(id) is None:
         raise HttpError(404, f"no silence with id {id}")
     silence = pipeline.silences.expire(id)
+    snapshots_of(request).changed()
     log.info("silence %s expired", id)
     return json(silence_view(silence, daemon_of(request).clock.now()))
 

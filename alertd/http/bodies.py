@@ -16,6 +16,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_MATCHERS = 50
 MAX_MATCHER_CHARS = 1_000
 MAX_FILTERS = 20
+MAX_PAGE = 10_000  # alerts in one answer of GET /api/v1/alerts
 
 Timestamp = Annotated[float, Field(ge=EARLIEST, le=LATEST, allow_inf_nan=False, strict=True)]
 DurationText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]

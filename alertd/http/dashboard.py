@@ -9,11 +9,14 @@ from jinja2 import Environment
 
 from alertd import __version__
 from alertd.http.health import celery_health
-from alertd.http.views import all_alerts, silence_view
-from alertd.models import AlertState
+from alertd.http.views import silence_view
 
 if TYPE_CHECKING:
     from alertd.daemon.core import Daemon
+    from alertd.http.snapshot import Snapshot
+
+# Alerts shown per section: past this, the page says how many more there are and points to the API's filters.
+ROWS = 500
 
 
 def age(since: float | None, now: float) -> str:
@@ -62,7 +65,7 @@ PAGE = _ENV.from_string("""<!doctype html>
 {% for title, rows in (("Firing", firing), ("Pending", pending)) %}
 <section id="{{ title|lower }}"><h2>{{ title }} alerts ({{ rows|length }})</h2>
 {% if rows %}<table><tr><th>Severity</th><th>Alert</th><th>Age</th><th>Value</th><th>Message</th><th>Labels</th></tr>
-{% for a in rows %}<tr class="alert">
+{% for a in rows[:shown] %}<tr class="alert">
 <td><span class="badge {{ a.severity or 'none' }}">{{ a.severity or "none" }}</span></td>
 <td><a href="/api/v1/alerts/{{ a.fingerprint }}">{{ a.labels.alertname }}</a>
 {% if a.silenced_by %} <span class="muted">silenced</span>{% endif %}
@@ -72,7 +75,9 @@ PAGE = _ENV.from_string("""<!doctype html>
 <td>{{ age(a.fired_at if a.state == "firing" else a.active_at) }}</td>
 <td>{{ a.value|number }}</td><td>{{ a.annotations.summary }}</td>
 <td>{% for k, v in a.labels|dictsort %}{% if k not in ("alertname", "severity") %}<code>{{ k }}={{ v }}</code> {% endif %}{% endfor %}</td>
-</tr>{% endfor %}</table>{% else %}<p class="muted">none</p>{% endif %}</section>
+</tr>{% endfor %}</table>{% if rows|length > shown %}<p class="muted">and {{ rows|length - shown }} more: filter
+them with <code>alertd alerts --filter</code> or <a href="/api/v1/alerts">/api/v1/alerts</a>?filter=…</p>{% endif %}
+{% else %}<p class="muted">none</p>{% endif %}</section>
 {% endfor %}
 <section id="silences"><h2>Silences ({{ silences|length }})</h2>
 {% if silences %}<table><tr><th>Matchers</th><th>Status</th><th>Ends in</th><th>By</th><th>Comment</th></tr>
@@ -95,15 +100,22 @@ API: <a href="/api/v1/openapi.json">/api/v1</a> · <a href="/metrics">/metrics</
 """)
 
 
-def render_dashboard(daemon: Daemon) -> str:
+async def render_dashboard(daemon: Daemon, snap: Snapshot) -> str:
+    """The page for this second: health and silences read here on the loop (a few items), the alerts from the
+    readers' snapshot, rendered in a worker thread and shared by every reader in the same second."""
     now = time.time()
-    alerts = all_alerts(daemon, {AlertState.FIRING, AlertState.PENDING})
     silences = []
     if daemon.pipeline is not None:
         silences = [silence_view(s, now) for s in daemon.pipeline.silences.list() if s.status(now) != "expired"]
-    return PAGE.render(
-        style=STYLE, version=__version__, now=now, ready=daemon.first_collection_done.is_set(),
-        health=celery_health(daemon), silences=silences,
-        firing=[a for a in alerts if a["state"] == "firing"], pending=[a for a in alerts if a["state"] == "pending"],
-        age=lambda since, until=None: age(since, now) if until is None else age(since, until),
-    )
+    values = {
+        "style": STYLE, "version": __version__, "now": now, "ready": daemon.first_collection_done.is_set(),
+        "health": celery_health(daemon), "silences": silences, "shown": ROWS,
+        "age": lambda since, until=None: age(since, now) if until is None else age(since, until),
+    }
+
+    def render() -> str:
+        firing = [a for a in snap.alerts if a["state"] == "firing"]
+        pending = [a for a in snap.alerts if a["state"] == "pending"]
+        return PAGE.render(firing=firing, pending=pending, **values)
+
+    return await snap.cached(("dashboard", int(now)), render)

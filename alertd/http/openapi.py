@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alertd import __version__
-from alertd.http.bodies import AckBody, SilenceBody, schema
+from alertd.http.bodies import MAX_FILTERS, MAX_MATCHER_CHARS, MAX_PAGE, AckBody, SilenceBody, schema
 
 _OBJ = {"type": "object"}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -75,9 +75,14 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/status": {"get": _op("Version, readiness, configuration, broker, workers and queues", "status")},
     "/api/v1/alerts": {"get": _op(
         "Alerts, filtered by state (default pending and firing) and label matchers", "alerts",
-        {"type": "object", "properties": {"alerts": {"type": "array", "items": _ref("Alert")}}},
+        {"type": "object", "properties": {"alerts": {"type": "array", "items": _ref("Alert")},
+                                          "total": {"type": "integer", "description": "matching alerts, all pages"}}},
         params=[{"name": "state", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
-                {"name": "filter", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}}])},
+                {"name": "filter", "in": "query",
+                 "schema": {"type": "array", "maxItems": MAX_FILTERS,
+                            "items": {"type": "string", "maxLength": MAX_MATCHER_CHARS}}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_PAGE}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}])},
     "/api/v1/alerts/{fingerprint}": {"get": _op("One alert with its history", "the alert", params=FP)},
     "/api/v1/alerts/{fingerprint}/ack": {"post": _op("Acknowledge an alert: stops its escalation", "acknowledged",
                                                      params=FP, body=_ref("Ack"), mutating=True)},

@@ -16,6 +16,7 @@ from alertd.http.bodies import MAX_BODY_BYTES
 from alertd.http.dashboard import STYLE, render_dashboard
 from alertd.http.guard import Guard
 from alertd.http.openapi import openapi
+from alertd.http.snapshot import Snapshots
 
 if TYPE_CHECKING:
     from alertd.daemon.core import Daemon
@@ -29,7 +30,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except api.HttpError as exc:
-        return web.json_response({"error": str(exc)}, status=exc.status)
+        return web.json_response({"error": str(exc)}, status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -39,8 +40,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.json_response({"error": "internal error (see alertd's log)"}, status=500)
 
 
-async def _dashboard(request: web.Request) -> web.Response:
-    return web.Response(text=render_dashboard(api.daemon_of(request)), content_type="text/html")
+async def _dashboard(request: web.Request) -> web.StreamResponse:
+    async def work() -> web.StreamResponse:
+        page = await render_dashboard(api.daemon_of(request), await api.snapshots_of(request).current())
+        return web.Response(text=page, content_type="text/html")
+
+    return await api.heavy(request, work)
 
 
 async def _openapi(request: web.Request) -> web.Response:
@@ -75,6 +80,7 @@ def build_app(daemon: Daemon, settings: HttpSettings) -> web.Application:
     app = web.Application(middlewares=[json_errors, guard.middleware], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(guard.add_headers)
     app[api.DAEMON] = daemon
+    app[api.SNAPSHOTS] = Snapshots(daemon)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from alertd.models import Alert, AlertState
+from alertd.models import Alert
 from alertd.state.base import AlertRecord, Silence
 
 if TYPE_CHECKING:
@@ -49,10 +49,9 @@ def alert_view(daemon: Daemon, record: AlertRecord | None = None, alert: Alert |
     }
 
 
-def all_alerts(daemon: Daemon, states: set[AlertState]) -> list[dict[str, Any]]:
-    out = [alert_view(daemon, record=r) for r in daemon.engine.alerts(states)]
-    out += [alert_view(daemon, alert=a) for a in daemon.internal_alerts() if a.state in states]
-    return sorted(out, key=lambda a: (a["state"] != "firing", a["severity"] != "critical", a["active_at"] or 0))
+def sort_views(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Firing first, critical first, oldest first."""
+    return sorted(views, key=lambda a: (a["state"] != "firing", a["severity"] != "critical", a["active_at"] or 0))
 
 
 def find_alert(daemon: Daemon, fingerprint: str) -> dict[str, Any] | None:
