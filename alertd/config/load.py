@@ -27,7 +27,7 @@ class LoadedConfig:
 
     config: Config
     path: str
-    secrecy: Secrecy = field(default=lambda loc: model_secrecy(Config, loc))  # see config_secrecy
+    secrecy: Secrecy  # which settings are secrets (config_secrecy)
     references: frozenset[str] = frozenset()  # values that came from a ${VAR} in a secret or a <key>_file
     collector_types: dict[str, type[Collector]] = field(default_factory=dict)
     collector_settings: dict[str, CollectorSettings] = field(default_factory=dict)
