@@ -129,7 +129,7 @@ def substitute(doc: Document, secrecy: Secrecy, env: Mapping[str, str] | None = 
         try:
             content = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise fail(loc, f"cannot read the secret file {path}: {exc.strerror}") from None
+            raise fail(loc, f"cannot read secret file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise fail(loc, f"the secret file {path} is not UTF-8 text") from None
         return content.removesuffix("\n").removesuffix("\r")

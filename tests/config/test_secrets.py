@@ -106,7 +106,7 @@ def test_file_form_of_a_setting_that_is_not_a_secret_is_an_error(
 
 def test_an_unreadable_secret_file_names_the_file_and_field(tmp_path: Path) -> None:
     cfg = write(tmp_path / "alertd.toml", '[http]\ntoken_file = "missing-token"\n')
-    with pytest.raises(ConfigError, match=r"http\.token_file: cannot read the secret file .*missing-token: No such file"):
+    with pytest.raises(ConfigError, match=r"http\.token_file: cannot read secret file .*missing-token: No such file"):
         load_config(cfg)
 
 
