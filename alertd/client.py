@@ -57,12 +57,12 @@ def _connect_host(host: str) -> str:
 
 
 def read_http_settings(config_path: str | Path) -> Any:
-    """The ``[http]`` section of a configuration file, with ``${ENV}`` and ``*_file`` substituted.
+    """The ``[http]`` section of a configuration file, with ``${ENV}`` and ``token_file`` substituted.
 
     Returns ``alertd.config.model.HttpSettings``; raises ConfigError naming the file and line.
     """
-    from alertd.config.model import HttpSettings
-    from alertd.config.secrets import substitute
+    from alertd.config.model import Config, HttpSettings
+    from alertd.config.secrets import model_secrecy, substitute
     from alertd.sources import Document, load_document, validation_errors
 
     doc = load_document(config_path)
@@ -70,7 +70,7 @@ def read_http_settings(config_path: str | Path) -> Any:
     if not isinstance(section, dict):
         raise ConfigError("[http] must be a table", file=doc.path, line=doc.line_of(("http",)), field="http")
     only_http = Document(doc.path, {"http": section}, doc.lines)
-    data, _secret_paths = substitute(only_http)
+    data, _references = substitute(only_http, lambda loc: model_secrecy(Config, loc))
     try:
         return HttpSettings.model_validate(data["http"])
     except ValidationError as exc:

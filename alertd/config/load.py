@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ from pydantic import ValidationError
 
 from alertd.collectors.base import Collector, CollectorSettings
 from alertd.config.model import Config
-from alertd.config.secrets import hidden_part, redact, substitute
-from alertd.dispatch.config import RouteConfig
+from alertd.config.secrets import Loc, Secrecy, hidden_parts, model_secrecy, redact, substitute
+from alertd.dispatch.config import ReceiverConfig, RouteConfig
 from alertd.errors import ConfigError, ConfigErrors
 from alertd.notifiers.base import Notifier, ReceiverSettings
 from alertd.rules.load import find_rule_files
@@ -26,7 +27,8 @@ class LoadedConfig:
 
     config: Config
     path: str
-    secret_paths: set[tuple[Any, ...]] = field(default_factory=set)
+    secrecy: Secrecy  # which settings are secrets (config_secrecy)
+    references: frozenset[str] = frozenset()  # values that came from a ${VAR} in a secret or a <key>_file
     collector_types: dict[str, type[Collector]] = field(default_factory=dict)
     collector_settings: dict[str, CollectorSettings] = field(default_factory=dict)
     notifier_types: dict[str, type[Notifier]] = field(default_factory=dict)
@@ -46,8 +48,8 @@ class LoadedConfig:
         return find_rule_files(self.config.rule_files, self.base_dir)
 
     def secret_values(self) -> list[str]:
-        """Every value that must never reach a log line: substituted secrets and passwords inside URLs."""
-        out: list[str] = []
+        """Every value that must never reach a log line: secrets, what came from secret references, URL passwords."""
+        out: list[str] = list(self.references)
 
         def walk(value: Any, loc: tuple[Any, ...]) -> None:
             if isinstance(value, dict):
@@ -57,12 +59,10 @@ class LoadedConfig:
                 for i, v in enumerate(value):
                     walk(v, (*loc, i))
             elif isinstance(value, str):
-                hidden = hidden_part(loc[-1] if loc else None, value, loc in self.secret_paths)
-                if hidden:
-                    out.append(hidden)
+                out.extend(hidden_parts(value, secret=self.secrecy(loc) is True))
 
         walk(self.config.model_dump(by_alias=True), ())
-        return out
+        return sorted(set(out))
 
     @property
     def state_url(self) -> str:
@@ -80,7 +80,30 @@ class LoadedConfig:
         # The validated settings, where a notifier's SecretStr fields print as stars.
         for name, settings in self.receiver_settings.items():
             data["receivers"][name].update(json.loads(settings.model_dump_json(by_alias=True)))
-        return dict(redact(data, self.secret_paths))
+        return dict(redact(data, self.secrecy, self.references))
+
+
+def config_secrecy(
+    data: Mapping[str, Any], notifiers: Mapping[str, type[Notifier]], collectors: Mapping[str, type[Collector]]
+) -> Secrecy:
+    """Which settings of this configuration are secrets: the Config model's, and those of each receiver's
+    notifier and each collector (a receiver of a type that is not installed has none)."""
+
+    def secrecy(loc: Loc) -> bool | None:
+        if len(loc) >= 3 and loc[0] == "receivers":
+            own = model_secrecy(ReceiverConfig, loc[2:])
+            if own is not None:
+                return own
+            receiver = (data.get("receivers") or {}).get(loc[1])
+            kind = receiver.get("type") if isinstance(receiver, Mapping) else None
+            notifier = notifiers.get(kind) if isinstance(kind, str) else None
+            return model_secrecy(notifier.Settings, loc[2:]) if notifier else False
+        if len(loc) >= 3 and loc[0] == "collectors":
+            collector = collectors.get(loc[1])
+            return model_secrecy(collector.Settings, loc[2:]) if collector else False
+        return model_secrecy(Config, loc)
+
+    return secrecy
 
 
 def collector_types(pm: pluggy.PluginManager) -> dict[str, type[Collector]]:
@@ -121,7 +144,8 @@ def _receivers(loaded: LoadedConfig, doc: Document, pm: pluggy.PluginManager) ->
             ))
             continue
         try:
-            settings = cls.Settings.model_validate(receiver.notifier_settings())
+            # Relative file paths in the settings (ca_file) are relative to the configuration file.
+            settings = cls.Settings.model_validate(receiver.notifier_settings(), context={"base_dir": loaded.base_dir})
         except ValidationError as exc:
             errors.extend(validation_errors(exc, doc, base=("receivers", name)))
             continue
@@ -186,13 +210,15 @@ def load_config(path: str | Path, pm: pluggy.PluginManager | None = None) -> Loa
 
         pm = make_plugin_manager()
     doc = load_document(path)
-    data, secret_paths = substitute(doc)
+    collectors, notifiers = collector_types(pm), notifier_types(pm)
+    secrecy = config_secrecy(doc.data, notifiers, collectors)
+    data, references = substitute(doc, secrecy)
     checked = Document(doc.path, data, doc.lines)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigErrors(validation_errors(exc, checked)) from None
-    loaded = LoadedConfig(config, str(path), secret_paths, collector_types(pm), notifier_types=notifier_types(pm))
+    loaded = LoadedConfig(config, str(path), secrecy, frozenset(references), collectors, notifier_types=notifiers)
     errors: list[ConfigError] = []
     for name in config.collectors:
         if name not in loaded.collector_types:

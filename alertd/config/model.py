@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alertd.collectors.events.settings import EventSettings
+from alertd.config.secrets import SECRET
 from alertd.dispatch.config import (
     EscalationPolicyConfig,
     InhibitRuleConfig,
@@ -54,7 +55,9 @@ class HttpSettings(_Section):
 
     enabled: bool = Field(True, description="serve HTTP at all")
     listen: str = Field("127.0.0.1:9464", description="host:port; loopback unless you mean otherwise")
-    token: str | None = Field(None, description="bearer token every call that changes something must carry")
+    token: str | None = Field(
+        None, description="bearer token every call that changes something must carry (a secret)", json_schema_extra=SECRET
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="host names served besides loopback names and external_url's host ('*': any, unsafe)",
@@ -85,7 +88,10 @@ class ReloadSettings(_Section):
 class DeadmanSettings(_Section):
     """``[deadman]``: ping a URL while evaluation is healthy, so that an outside service notices alertd dying."""
 
-    url: str | None = Field(None, description="URL to GET at every interval (none: no pings)")
+    url: str | None = Field(
+        None, description="URL to GET at every interval, none: no pings (a secret: its path is often a token)",
+        json_schema_extra=SECRET,
+    )
     interval: Duration = Field(60.0, description="time between pings")
     timeout: Duration = Field(10.0, description="time limit of one ping")
     max_evaluation_age: Duration | None = Field(

@@ -16,6 +16,7 @@ import httpx
 
 from alertd.config.secrets import scrub as redact
 from alertd.errors import PermanentError, RetryableError
+from alertd.notifiers.tls import certificate_error
 
 MAX_ERROR_BODY = 500
 # 408 and 425 ask to try again later, 429 is a rate limit; every 5xx is retryable too.
@@ -44,6 +45,10 @@ async def post(
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise PermanentError(f"{service}: the URL is not usable: {redact(str(exc), secrets)}") from None
     except httpx.TransportError as exc:
+        problem = certificate_error(exc)
+        if problem is not None:
+            # Not a passing fault: the next attempt meets the same certificate.
+            raise PermanentError(f"{service}: the server's certificate is not trusted ({problem.verify_message})") from None
         raise RetryableError(f"{service} unreachable: {type(exc).__name__}: {redact(str(exc), secrets)}") from None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from alertd.alerts.engine import RuleEngine
-from alertd.config.load import notifier_types, reference_errors
+from alertd.config.load import collector_types, config_secrecy, notifier_types, reference_errors
 from alertd.config.model import Config
 from alertd.config.secrets import substitute
 from alertd.dispatch.matchers import Matchers
@@ -52,7 +52,9 @@ def load_settings(path: str, spec: TestFile) -> Config:
     """The notification settings a test file names; raises ConfigErrors with file and line."""
     if spec.config is not None:
         doc = load_document(Path(path).parent / spec.config)
-        data, _ = substitute(doc, _AnyEnv())
+        pm = _plugin_manager()
+        secrecy = config_secrecy(doc.data, notifier_types(pm), collector_types(pm))
+        data, _ = substitute(doc, secrecy, _AnyEnv())
     else:
         doc = load_document(path)
         data = spec.notification_settings

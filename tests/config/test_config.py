@@ -115,22 +115,3 @@ def test_logs_never_carry_a_configured_secret(tmp_path: Path, monkeypatch: pytes
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "connect %s with %s", ("amqp://bob:pa55word@mq", "tok-123456"), None)
     SecretFilter(secrets).filter(record)
     assert record.getMessage() == "connect amqp://bob:<redacted>@mq with <redacted>"
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "substituted", "hidden"),
-    [
-        ("broker_url", "redis://:pw@host/0", False, "pw"),
-        ("broker_url", "redis://host/0", True, None),
-        ("webhook_url", "https://hooks.example.com/services/T0/B0/XYZ", True, "https://hooks.example.com/services/T0/B0/XYZ"),
-        ("webhook_url", "https://hooks.example.com/services/T0/B0/XYZ", False, "https://hooks.example.com/services/T0/B0/XYZ"),
-        ("routing_key", "abc123", False, "abc123"),
-        ("queue", "critical", False, None),
-        ("token_header", "x", True, "x"),
-    ],
-    ids=["url-password", "url-from-env", "webhook-from-env", "webhook-in-file", "secret-key", "plain", "env-value"],
-)
-def test_what_is_hidden(key: str, value: str, substituted: bool, hidden: str | None) -> None:
-    from alertd.config.secrets import hidden_part
-
-    assert hidden_part(key, value, substituted) == hidden

@@ -1,7 +1,7 @@
 """Loopback stand-ins for the services alertd notifies: real servers that record requests and answer as documented.
 
 Every HTTP peer is an ``HttpPeer``: a threaded HTTP/1.1 server on 127.0.0.1 and a free port, started with
-``start()`` (or ``with``), stopped with ``stop()``. It records each request (``.requests``) and answers it the
+``start()`` (or ``with``), stopped with ``stop()``; given a ``certificate`` (``tests.peers.tls``), it speaks HTTPS. It records each request (``.requests``) and answers it the
 way the service documents, unless ``.script(...)`` queued answers for the next requests::
 
     with SlackPeer() as slack:
@@ -25,7 +25,10 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from tests.peers.tls import Certificate
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,9 @@ class Reply:
 class HttpPeer:
     """A recording HTTP server; subclasses answer like one service in ``answer``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, certificate: Certificate | None = None) -> None:
         self._address = (host, port)
+        self.certificate = certificate
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
@@ -97,6 +101,11 @@ class HttpPeer:
                 pass  # the recorded requests are the log
 
         self._server = _Server(self._address, Handler)
+        if self.certificate is not None:
+            # The handshake happens in each connection's own thread, at its first read.
+            self._server.socket = self.certificate.server_context().wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         # A short poll interval: stop() waits for the serving loop to notice, at most this long.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=type(self).__name__, daemon=True
@@ -132,9 +141,16 @@ class HttpPeer:
         return int(self._server.server_address[1])
 
     @property
+    def ca_file(self) -> str:
+        """The CA that signed the peer's certificate: what a client trusts."""
+        if self.certificate is None:
+            raise RuntimeError(f"{type(self).__name__} speaks plain HTTP: it has no certificate")
+        return self.certificate.ca_file
+
+    @property
     def url(self) -> str:
-        """The base URL, e.g. http://127.0.0.1:40123 (no trailing slash)."""
-        return f"http://{self._address[0]}:{self.port}"
+        """The base URL, e.g. http://127.0.0.1:40123 (https with a certificate; no trailing slash)."""
+        return f"{'https' if self.certificate else 'http'}://{self._address[0]}:{self.port}"
 
     # -- what tests use ------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """A real SMTP server on loopback (aiosmtpd): STARTTLS, implicit TLS or plain, with AUTH; mail in, recorded.
 
 ``SmtpPeer(tls="starttls")`` listens on 127.0.0.1 and a free port with a certificate for 127.0.0.1/localhost
-signed by a test CA made at run time (``ca_file`` is what a client trusts); it requires STARTTLS before
+signed by the test CA of ``tests.peers.tls`` (``ca_file`` is what a client trusts); it requires STARTTLS before
 anything else and AUTH (``username``/``password``) before MAIL. ``tls="implicit"`` speaks TLS from the first
 byte, ``tls="none"`` never. ``script("451 4.3.0 Try again later")`` answers the next DATA with that;
 ``refuse`` names recipients answered ``550`` at RCPT.
@@ -12,12 +12,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import functools
 import secrets
-import shutil
-import ssl
-import subprocess
-import tempfile
 import threading
 import time
 import warnings
@@ -25,28 +20,15 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any, Literal, Self, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
+from tests.peers.tls import Certificate, shared_certificate
+
 TlsMode = Literal["starttls", "implicit", "none"]
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """A test CA and a server certificate it signed, for 127.0.0.1 and localhost (PEM files)."""
-
-    ca_file: str
-    cert_file: str
-    key_file: str
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert_file, self.key_file)
-        return context
 
 
 @dataclass(frozen=True)
@@ -244,96 +226,3 @@ class _Handler:
             )
         )
         return "250 2.0.0 Message accepted for delivery"
-
-
-@functools.cache
-def shared_certificate() -> Certificate:
-    """One CA and server certificate per test run (made once: key generation is the slow part)."""
-    directory = Path(tempfile.mkdtemp(prefix="alertd-tls-"))
-    try:
-        return _with_cryptography(directory)
-    except ImportError:
-        return _with_openssl(directory)
-
-
-def _with_cryptography(directory: Path) -> Certificate:
-    import datetime
-    import ipaddress
-
-    from cryptography import x509  # type: ignore[import-not-found,unused-ignore]
-    from cryptography.hazmat.primitives import hashes, serialization  # type: ignore[import-not-found,unused-ignore]
-    from cryptography.hazmat.primitives.asymmetric import ec  # type: ignore[import-not-found,unused-ignore]
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # type: ignore[import-not-found,unused-ignore]
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alertd test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = Certificate(str(directory / "ca.pem"), str(directory / "server.pem"), str(directory / "server.key"))
-    Path(paths.ca_file).write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    Path(paths.cert_file).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    Path(paths.key_file).write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return paths
-
-
-def _with_openssl(directory: Path) -> Certificate:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise RuntimeError("making a test certificate needs the cryptography package or the openssl command")
-    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    (directory / "server.ext").write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-        "subjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid\n"
-    )
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
-
-    run("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=alertd test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("req", *curve, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial",
-        str(secrets.randbits(63)), "-days", "2", "-out", "server.pem", "-extfile", "server.ext")
-    return Certificate(str(directory / "ca.pem"), str(directory / "server.pem"), str(directory / "server.key"))

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.peers import HttpPeer, Reply, Request
+from tests.peers.tls import Certificate
 
 DEFAULT_TOLERANCE = 300.0  # seconds, as the Standard Webhooks reference libraries allow
 
@@ -32,8 +33,10 @@ class WebhookPeer(HttpPeer):
 
     path = "/hooks/alertd"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, secret: str | None = None) -> None:
-        super().__init__(host, port)
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, secret: str | None = None, certificate: Certificate | None = None
+    ) -> None:
+        super().__init__(host, port, certificate=certificate)
         self.secret = secret
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Mapping
 from importlib import resources
 from typing import Literal, NoReturn, Self
@@ -16,6 +15,7 @@ from alertd.errors import PermanentError, RetryableError
 from alertd.hookspecs import hookimpl
 from alertd.notifiers.base import Notification, Notifier, ReceiverSettings
 from alertd.notifiers.templates import render_templates
+from alertd.notifiers.tls import CaFile, certificate_error, client_context
 from alertd.templating.env import make_environment
 from alertd_email.message import address, build_message
 
@@ -42,7 +42,9 @@ class EmailSettings(ReceiverSettings):
     password: SecretStr | None = Field(None, description="the user's password (a secret)")
     subject: str | None = Field(None, description="a Jinja template for the subject (the same as templates.subject)")
     hello: str | None = Field(None, description="the name given in EHLO; default: this host's name")
-    ca_file: str | None = Field(None, description="trust the CA certificates in this PEM file instead of the system's")
+    ca_file: CaFile = Field(
+        None, description="trust the CA certificates in this PEM file instead of the system's (a private CA)"
+    )
     insecure_skip_verify: bool = Field(False, description="do not verify the server's certificate (testing only)")
 
     @field_validator("to")
@@ -106,7 +108,9 @@ class EmailNotifier(Notifier):
             port=settings.port,
             use_tls=settings.tls == "implicit",
             start_tls=settings.tls == "starttls",
-            tls_context=self._tls_context() if settings.tls != "none" else None,
+            tls_context=(
+                client_context(settings.ca_file, verify=not settings.insecure_skip_verify) if settings.tls != "none" else None
+            ),
             local_hostname=settings.hello,
             username=settings.username,
             password=settings.password.get_secret_value() if settings.password else None,
@@ -124,13 +128,6 @@ class EmailNotifier(Notifier):
             # Delivered to the others: another attempt would send them a duplicate, so this is final.
             reasons = "; ".join(f"{rcpt}: {reply.code} {reply.message}" for rcpt, reply in refused.items())
             raise PermanentError(f"{self._where}: delivered to {len(recipients) - len(refused)}, refused {reasons}")
-
-    def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.settings.ca_file)
-        if self.settings.insecure_skip_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
 
     @property
     def _where(self) -> str:
@@ -150,8 +147,11 @@ class EmailNotifier(Notifier):
             if 400 <= exc.code < 500:
                 raise RetryableError(message) from None
             raise PermanentError(message) from None
-        if _certificate_problem(exc):
-            raise PermanentError(f"{self._where}: the server's certificate is not trusted ({exc}); see ca_file") from None
+        problem = certificate_error(exc)
+        if problem is not None:
+            raise PermanentError(
+                f"{self._where}: the server's certificate is not trusted ({problem.verify_message}); see ca_file"
+            ) from None
         if isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError):
             raise RetryableError(f"{self._where} did not answer within {self.settings.timeout:g}s") from None
         if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected | OSError):
@@ -167,15 +167,6 @@ class EmailNotifier(Notifier):
             return render_templates(make_environment(), self.templates | self.settings.templates, notification)
         except TemplateError as exc:
             raise PermanentError(f"rendering the email templates failed: {exc}") from exc
-
-
-def _certificate_problem(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _clip(text: str) -> str:

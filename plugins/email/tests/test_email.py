@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import socket
 import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pydantic
 import pytest
 
+from alertd.clock import SystemClock
+from alertd.config import load_config
 from alertd.errors import PermanentError, RetryableError
 from alertd.models import Alert, AlertState, fingerprint
 from alertd.notifiers.base import Notification, Notifier, NotifierContext
+from alertd.notify.pipeline import make_notifiers
+from tests.helpers import OFFLINE, write
 from tests.peers.smtp import SmtpPeer
 
 STARTED = 1_700_000_000.0
@@ -270,3 +276,45 @@ async def test_starttls_required_but_not_offered_is_permanent(
     with pytest.raises(PermanentError, match="STARTTLS"):
         await notifier(email_class, smtp_plain, http, tls="starttls").send(make_notification())
     assert smtp_plain.messages == []
+
+
+def _configured(tmp_path: Path, peer: SmtpPeer, http: httpx.AsyncClient, *, ca_file: bool = True) -> Notifier:
+    """The email receiver as ``alertd.toml`` gives it: the password in a file, the private CA next to the file."""
+    shutil.copy(peer.ca_file, tmp_path / "smtp-ca.pem")
+    (tmp_path / "smtp-password").write_text(peer.password + "\n")
+    trust = 'ca_file = "smtp-ca.pem"\n' if ca_file else ""
+    cfg = write(tmp_path / "alertd.toml", OFFLINE + f"""
+[route]
+receiver = "mail"
+[receivers.mail]
+type = "email"
+to = ["oncall@example.com"]
+from = "alertd <alertd@example.com>"
+smarthost = "{peer.smarthost}"
+tls = "{peer.tls}"
+username = "{peer.username}"
+password_file = "smtp-password"
+""" + trust)
+    loaded = load_config(cfg)
+    return make_notifiers(loaded, http, SystemClock())["mail"]
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+async def test_a_private_ca_from_the_configuration_file(
+    request: pytest.FixtureRequest, tmp_path: Path, http: httpx.AsyncClient, tls: str
+) -> None:
+    peer: SmtpPeer = request.getfixturevalue(f"smtp_{tls}")
+    sender = _configured(tmp_path, peer, http)
+    assert sender.settings.ca_file == str(tmp_path / "smtp-ca.pem")  # kept as ca_file, relative to the config file
+    await sender.send(make_notification())
+    (mail,) = peer.messages
+    assert mail.tls and mail.login == peer.username  # verified TLS, then the password from the file
+
+
+async def test_without_the_private_ca_the_server_is_not_trusted(
+    tmp_path: Path, smtp_starttls: SmtpPeer, http: httpx.AsyncClient
+) -> None:
+    sender = _configured(tmp_path, smtp_starttls, http, ca_file=False)
+    with pytest.raises(PermanentError, match=r"the server's certificate is not trusted \(.+\); see ca_file"):
+        await sender.send(make_notification())
+    assert smtp_starttls.messages == []

@@ -13,14 +13,17 @@ from importlib.metadata import version
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+import httpx
 from jinja2 import TemplateError
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
+from alertd.config.secrets import SECRET
 from alertd.errors import PermanentError
 from alertd.hookspecs import hookimpl
-from alertd.notifiers.base import Notification, Notifier, ReceiverSettings
+from alertd.notifiers.base import Notification, Notifier, NotifierContext, ReceiverSettings
 from alertd.notifiers.http import post, public_url, raise_for_status
 from alertd.notifiers.templates import render_templates
+from alertd.notifiers.tls import CaFile, client_context
 from alertd.templating.env import make_environment
 from alertd_webhook.payload import build_payload
 
@@ -46,7 +49,10 @@ class WebhookSettings(ReceiverSettings):
     # A validation error must not echo a header value or the signing secret back into a log.
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    url: str = Field(description="where to POST; its path and query are never shown in errors")
+    url: str = Field(
+        description="where to POST (a secret: its path and query may hold a token, and are never shown)",
+        json_schema_extra=SECRET,
+    )
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description='extra request headers, e.g. {Authorization = "Bearer ${TOKEN}"} (secrets)'
     )
@@ -54,6 +60,9 @@ class WebhookSettings(ReceiverSettings):
         None, description="sign each request as Standard Webhooks do: whsec_ followed by a base64 key (a secret)"
     )
     max_alerts: int = Field(0, ge=0, description="send at most this many alerts (the rest are counted); 0: all")
+    ca_file: CaFile = Field(
+        None, description="an https url: trust the CA certificates in this PEM file instead of the system's (a private CA)"
+    )
 
     @field_validator("url")
     @classmethod
@@ -110,6 +119,15 @@ class WebhookNotifier(Notifier):
     templates: ClassVar[dict[str, str]] = {}
     settings: WebhookSettings
 
+    def __init__(self, name: str, settings: WebhookSettings, context: NotifierContext) -> None:
+        super().__init__(name, settings, context)
+        # With a private CA, a client of its own that trusts it (and only it); otherwise the shared one.
+        self._http = httpx.AsyncClient(verify=client_context(settings.ca_file)) if settings.ca_file else context.http
+
+    async def close(self) -> None:
+        if self._http is not self.context.http:
+            await self._http.aclose()
+
     async def send(self, notification: Notification) -> None:
         settings = self.settings
         rendered = notification.rendered or self._render(notification)
@@ -130,7 +148,7 @@ class WebhookNotifier(Notifier):
         service = f"webhook {public_url(settings.url)}"
         secrets = self._secrets()
         response = await post(
-            self.context.http, settings.url, body, headers, timeout=settings.timeout, service=service, secrets=secrets
+            self._http, settings.url, body, headers, timeout=settings.timeout, service=service, secrets=secrets
         )
         if response.status_code == 410:
             raise EndpointGone(f"{service} answered 410: the endpoint is gone; disable this receiver or fix its url")

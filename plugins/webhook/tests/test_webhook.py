@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import importlib.metadata
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from alertd.errors import PermanentError, RetryableError
 from alertd.models import Alert, AlertState, fingerprint
 from alertd.notifiers.base import Notification, Notifier, NotifierContext
 from tests.peers import Reply
+from tests.peers.tls import shared_certificate
 from tests.peers.webhook import WebhookPeer, verify_signature
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -305,3 +308,38 @@ def test_invalid_settings_are_refused_without_echoing_secrets(webhook_class: typ
     with pytest.raises(pydantic.ValidationError) as caught:
         webhook_class.Settings.model_validate({"url": "https://hooks.example/alertd", **bad})
     assert "secret-value" not in str(caught.value)
+
+
+@pytest.fixture
+def https_peer() -> Iterator[WebhookPeer]:
+    """The receiver over HTTPS, with a certificate signed by the test CA (which the system's CAs do not know)."""
+    with WebhookPeer(certificate=shared_certificate()) as peer:
+        yield peer
+
+
+async def test_https_to_a_private_ca_with_ca_file(
+    webhook_class: type[Notifier], https_peer: WebhookPeer, http: httpx.AsyncClient
+) -> None:
+    assert https_peer.hook_url.startswith("https://127.0.0.1:")
+    sender = notifier(webhook_class, https_peer, http, ca_file=https_peer.ca_file)
+    await sender.send(make_notification())
+    await sender.send(make_notification())  # the notifier's own client, kept alive between sends
+    assert [p["status"] for p in https_peer.payloads] == ["firing", "firing"]
+    await sender.close()
+
+
+async def test_https_without_ca_file_is_refused_and_says_why(
+    webhook_class: type[Notifier], https_peer: WebhookPeer, http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(PermanentError, match=r"certificate is not trusted \(.*certificate") as caught:
+        await notifier(webhook_class, https_peer, http).send(make_notification())
+    assert str(caught.value).startswith(f"webhook https://127.0.0.1:{https_peer.port}/…:")
+    assert https_peer.requests == []  # nothing left this side before the certificate was checked
+
+
+async def test_ca_file_must_be_a_readable_pem_file(webhook_class: type[Notifier], tmp_path: Path) -> None:
+    with pytest.raises(pydantic.ValidationError, match="cannot read"):
+        webhook_class.Settings.model_validate({"url": "https://hooks.example.com/x", "ca_file": str(tmp_path / "none.pem")})
+    (tmp_path / "empty.pem").write_text("not a certificate\n")
+    with pytest.raises(pydantic.ValidationError, match="holds no PEM CA certificate"):
+        webhook_class.Settings.model_validate({"url": "https://hooks.example.com/x", "ca_file": str(tmp_path / "empty.pem")})
