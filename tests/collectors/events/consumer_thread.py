@@ -11,6 +11,7 @@ from typing import Any
 from alertd.collectors.base import CollectorContext
 from alertd.collectors.events import EventConsumer, EventSettings
 from alertd.models import Sample, labels_key
+from alertd.notify import InternalAlerts
 from tests.services import wait_until
 
 MULTIPLIER = 2.0
@@ -46,12 +47,13 @@ class ConsumerThread:
     """An EventConsumer on its own event loop in a thread, so that the test can poll synchronously."""
 
     def __init__(self, broker_url: str, *, observe: Callable[[dict[str, Any]], None] | None = None,
-                 **settings: Any) -> None:
+                 internal: InternalAlerts | None = None, app: Any = None, **settings: Any) -> None:
         self.sink = Recorder()
         defaults: dict[str, Any] = {"heartbeat_multiplier": MULTIPLIER, "tick_interval": TICK,
                                     "reconnect_min": 0.2, "reconnect_max": 1.0}
-        self.consumer = EventConsumer(EventSettings(**{**defaults, **settings}), CollectorContext(broker_url=broker_url),
-                                      self.sink, observe=observe)
+        context = CollectorContext(broker_url=broker_url, celery_app=app)
+        self.consumer = EventConsumer(EventSettings(**{**defaults, **settings}), context, self.sink, observe=observe,
+                                      internal=internal)
         self.thread = threading.Thread(target=lambda: asyncio.run(self.consumer.run()), daemon=True)
 
     def __enter__(self) -> ConsumerThread:
