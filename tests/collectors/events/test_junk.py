@@ -4,7 +4,6 @@ the junk arrives, each piece of junk is counted by its reason, and the consumer 
 
 from __future__ import annotations
 
-import pickle
 import threading
 import time
 import uuid
@@ -22,30 +21,12 @@ from alertd.collectors.events.consumer import LABEL_OVERFLOW
 from alertd.collectors.events.labels import OVERFLOW
 from alertd.notify import InternalAlerts
 from tests.collectors.events.consumer_thread import ConsumerThread
+from tests.collectors.events.junk import junk_messages, send_failure
 from tests.services import RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
 
 ROUNDS = 3
-HOST = "producer@junk"
-
-
-def _junk(now: float) -> list[tuple[str | None, dict[str, Any]]]:
-    """(the reason it is dropped, or None when it is not junk to drop; kombu publish() arguments)."""
-    json_raw = {"content_type": "application/json", "content_encoding": "utf-8"}
-    return [
-        (validate.UNDECODABLE, {"body": b"{this is not json", **json_raw}),
-        (validate.NOT_AN_OBJECT, {"body": [1], "serializer": "json"}),
-        (validate.MISSING_FIELD, {"body": {"hostname": HOST, "timestamp": now}, "serializer": "json"}),
-        (validate.BAD_FIELD, {"body": {"type": "task-failed", "timestamp": "yesterday", "hostname": HOST, "uuid": "x"},
-                     "serializer": "json"}),
-        (validate.TOO_LARGE, {"body": {"type": "task-failed", "timestamp": now, "hostname": HOST,
-                              "traceback": "x" * 2_000_000}, "serializer": "json"}),
-        (validate.TOO_DEEP, {"body": "[" * 5000 + "]" * 5000, **json_raw}),
-        (validate.CONTENT_TYPE, {"body": pickle.dumps({"type": "task-failed", "timestamp": now, "hostname": HOST}),
-                        "content_type": "application/x-python-serialize", "content_encoding": "binary"}),
-        (None, {"body": {"type": "mallory-was-here", "timestamp": now, "hostname": HOST}, "serializer": "json"}),
-    ]
 
 
 class Observed:
@@ -80,15 +61,6 @@ def broker(request: pytest.FixtureRequest) -> Iterator[tuple[Celery, Connection]
         yield app, conn
 
 
-def _send_failure(app: Celery, conn: Connection, n: int) -> str:
-    """A real task-received and task-failed pair through Celery's EventDispatcher; returns the task name."""
-    name = f"tasks.payment.charge_{n}"
-    dispatcher = app.events.Dispatcher(conn, hostname=HOST, enabled=True, buffer_while_offline=False)
-    dispatcher.send("task-received", uuid=f"u-{n}", name=name, args="()", kwargs="{}", retries=0)
-    dispatcher.send("task-failed", uuid=f"u-{n}", exception="CardDeclined('no funds')", traceback="Traceback ...")
-    return name
-
-
 def test_junk_between_real_failures_is_counted_and_dropped_without_a_reconnect(
     broker: tuple[Celery, Connection],
 ) -> None:
@@ -97,14 +69,14 @@ def test_junk_between_real_failures_is_counted_and_dropped_without_a_reconnect(
     with ConsumerThread(app.conf.broker_url, observe=observed, app=app) as c:
         metrics = c.consumer.metrics
         junk_producer = Producer(conn.default_channel, exchange=get_exchange(conn, name=app.conf.event_exchange))
-        names = [_send_failure(app, conn, 0)]
+        names = [send_failure(app, conn, 0)]
         expected: Counter[str] = Counter()
         for round_ in range(ROUNDS):
-            for i, (reason, publish) in enumerate(_junk(time.time())):
+            for i, (reason, publish) in enumerate(junk_messages(time.time())):
                 junk_producer.publish(routing_key="task.failed", **publish)
                 if reason is not None:
                     expected[reason] += 1
-                names.append(_send_failure(app, conn, 1 + round_ * 100 + i))
+                names.append(send_failure(app, conn, 1 + round_ * 100 + i))
 
         for name in names:  # every real failure, the one before the first junk and each one after
             c.wait_value("celery_task_failures_total", 1, timeout=10, task_name=name, exception_type="CardDeclined")
@@ -132,7 +104,7 @@ def test_an_event_with_too_long_a_hostname_is_dropped_and_the_next_one_counts(
     with ConsumerThread(redis_server.url) as c:
         long_host = app.events.Dispatcher(conn, hostname="w" * 300, enabled=True, buffer_while_offline=False)
         long_host.send("task-failed", uuid="u-long", task_name="tasks.long", exception="Boom()")
-        name = _send_failure(app, conn, 1)
+        name = send_failure(app, conn, 1)
         c.wait_value("celery_task_failures_total", 1, timeout=10, task_name=name, exception_type="CardDeclined")
         wait_until(lambda: c.consumer.metrics.value("alertd_events_malformed_total", reason=validate.BAD_FIELD) == 1,
                    timeout=5, what="the long hostname counted")
@@ -147,7 +119,7 @@ def test_task_names_past_the_cap_fire_the_overflow_alert_until_they_go_idle(
     app, conn = sender
     internal = InternalAlerts()
     with ConsumerThread(redis_server.url, internal=internal, max_label_values=10, label_idle_after=1.0) as c:
-        names = [_send_failure(app, conn, n) for n in range(15)]
+        names = [send_failure(app, conn, n) for n in range(15)]
         for name in names[:10]:
             c.wait_value("celery_task_failures_total", 1, timeout=10, task_name=name, exception_type="CardDeclined")
         c.wait_value("celery_task_failures_total", 5, timeout=10, task_name=OVERFLOW, exception_type="CardDeclined")
@@ -160,5 +132,5 @@ def test_task_names_past_the_cap_fire_the_overflow_alert_until_they_go_idle(
         # A second past the last event the names are forgotten, the alert resolves and a new name is held.
         wait_until(lambda: not internal.firing(), timeout=10, what="the overflow alert to resolve")
         assert [a.labels["label"] for a in internal.alerts() if a.resolved] == ["task_name"]
-        name = _send_failure(app, conn, 99)
+        name = send_failure(app, conn, 99)
         c.wait_value("celery_task_failures_total", 1, timeout=10, task_name=name, exception_type="CardDeclined")
