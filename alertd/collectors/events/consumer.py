@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import reprlib
 import threading
 import time
 from collections.abc import Callable
@@ -254,6 +255,12 @@ class EventConsumer:
 
     def _read(self, receiver: Any, message: Any) -> None:
         """One message off the event exchange, in the receiving thread: its valid events go on, junk is counted."""
+        try:
+            self._read_events(receiver, message)
+        except Exception as exc:  # whatever is in a message, it must not reach the drain loop
+            self._malformed(validate.UNDECODABLE, f"{type(exc).__name__}: {exc}")
+
+    def _read_events(self, receiver: Any, message: Any) -> None:
         body = message.body
         if isinstance(body, bytes | bytearray | memoryview | str) and len(body) > self.settings.max_message_bytes:
             self._malformed(validate.TOO_LARGE, f"{len(body)} bytes")
@@ -266,7 +273,7 @@ class EventConsumer:
         for event in payload if isinstance(payload, list) else [payload]:
             reason = validate.check_event(event)
             if reason is not None:
-                self._malformed(reason, repr(event)[:200])
+                self._malformed(reason, reprlib.repr(event))
                 continue
             try:
                 # Celery's own step: the Lamport clock, utcoffset and local_received; then the "*" handler.
