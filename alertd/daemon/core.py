@@ -25,6 +25,8 @@ from alertd.clock import Clock, SystemClock
 from alertd.collectors.base import CollectorRunner
 from alertd.collectors.collect import build_collectors, make_context
 from alertd.collectors.events.consumer import EventConsumer
+from alertd.collectors.events.metrics import EventStreamMetrics
+from alertd.collectors.events.validate import event_type_label
 from alertd.config import LoadedConfig
 from alertd.daemon.metrics import DaemonMetrics
 from alertd.daemon.reload import RELOAD_FAILED, Candidate, ReloadResult, build_candidate
@@ -93,6 +95,7 @@ class Daemon:
         )
         self.metrics.count_alerts(self._count_alerts)
         self.notify_metrics = NotifyMetrics(self.metrics.registry)  # outlives pipelines rebuilt by reloads
+        self.event_metrics = EventStreamMetrics(self.metrics.registry)  # and consumers rebuilt by reloads
         self.counters = Counters()
         self.first_collection_done = asyncio.Event()
         self.last_evaluation_at: float | None = None
@@ -116,7 +119,8 @@ class Daemon:
         self.runners = {c.name: CollectorRunner(c) for c in build_collectors(loaded, self.context)}
         self.events: EventConsumer | None = None
         if loaded.config.events.enabled:
-            self.events = EventConsumer(loaded.config.events, self.context, self.wake, observe=self._observe_event)
+            self.events = EventConsumer(loaded.config.events, self.context, self.wake, observe=self._observe_event,
+                                        metrics=self.event_metrics, internal=self.internal)
             # Broadcasts stop waiting as soon as every worker the event stream knows has answered.
             for runner in self.runners.values():
                 if hasattr(runner.collector, "known_workers"):
@@ -146,7 +150,7 @@ class Daemon:
             self._evaluate(rules, "events")
 
     def _observe_event(self, event: dict[str, Any]) -> None:
-        self.metrics.events.labels(str(event.get("type", "unknown"))).inc()
+        self.metrics.events.labels(event_type_label(event.get("type"))).inc()
         sent = event.get("timestamp")
         if isinstance(sent, int | float):
             self.metrics.event_lag.observe(max(0.0, time.time() - float(sent)))

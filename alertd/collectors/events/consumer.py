@@ -3,6 +3,12 @@
 Workers must run with ``-E`` (or ``worker_send_task_events = True``) to send task events; heartbeats and
 worker-online/offline come either way. ``task_send_sent_event`` is not needed. alertd does not switch events
 on across the cluster unless ``enable_task_events`` says so.
+
+Anyone who can publish on the broker can publish on the event exchange. Every message is checked where it is
+read, in the receiving thread (validate.py): a message that is too long, cannot be decoded, or holds an event
+with missing or wrong-typed fields is counted in ``alertd_events_malformed_total{reason}`` and dropped, and the
+events before and after it go on as usual; it never reaches Celery's receiver code, where it would raise and
+cost a reconnection.
 """
 
 from __future__ import annotations
@@ -10,18 +16,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import reprlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from kombu.exceptions import ContentDisallowed
 
 from alertd.collectors.base import CollectorContext
+from alertd.collectors.events import validate
+from alertd.collectors.events.metrics import LABELS, EventStreamMetrics
 from alertd.collectors.events.settings import EventSettings
 from alertd.collectors.events.translate import EventTranslator
 from alertd.config.secrets import redact_url
 from alertd.models import Sample
 
+if TYPE_CHECKING:
+    from alertd.notify import InternalAlerts
+
 log = logging.getLogger(__name__)
+
+LABEL_OVERFLOW = "AlertdEventLabelOverflow"
+# The overflow alert resolves once the label is back under this share of its cap (no flapping at the cap).
+_RESOLVE_BELOW = 0.9
+# At most one warning per reason this often: junk can arrive a thousand times a second.
+_WARN_EVERY = 60.0
 
 Sink = Callable[[list[Sample]], None]
 
@@ -47,17 +67,26 @@ class EventConsumer:
         *,
         translator: EventTranslator | None = None,
         observe: Callable[[dict[str, Any]], None] | None = None,
+        metrics: EventStreamMetrics | None = None,
+        internal: InternalAlerts | None = None,
     ) -> None:
         self.settings = settings
         self.context = context
         self.sink = sink
         self.observe = observe  # sees each event on the loop before it is translated (the daemon's metrics)
+        self.metrics = metrics or EventStreamMetrics()
+        self.internal = internal  # where the label overflow alert fires, when the daemon has one
         self.translator = translator or EventTranslator(
             heartbeat_multiplier=settings.heartbeat_multiplier,
             forget_after=settings.forget_after,
             max_task_names=settings.max_task_names,
+            max_label_values=settings.max_label_values,
+            label_idle_after=settings.label_idle_after,
             stream_up=False,
         )
+        self.translator.on_overflow = self._overflowed
+        self._overflowing: set[str] = set()
+        self._warned: dict[str, float] = {}
         self.connected = False
         self.connects = 0
         self._stopping = threading.Event()
@@ -74,13 +103,18 @@ class EventConsumer:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._emit(self.translator.set_stream_up(False, self.context.clock.now()))
+        if self.internal is not None:  # a consumer rebuilt by a reload starts with no label held
+            for label in LABELS:
+                self.internal.resolve(LABEL_OVERFLOW, {"label": label}, self.context.clock.now())
         thread = threading.Thread(target=self._consume_forever, name="alertd-events", daemon=True)
         thread.start()
         try:
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.tick_interval)
-                self._emit(self.translator.tick(self.context.clock.now()))
+                now = self.context.clock.now()
+                self._emit(self.translator.tick(now))
+                self._resolve_overflows(now)
         finally:
             self._stopping.set()
             if self._receiver is not None:
@@ -115,6 +149,28 @@ class EventConsumer:
             log.exception("cannot translate event %r", event.get("type"))
             return
         self._emit(samples)
+
+    def _overflowed(self, label: str) -> None:
+        self.metrics.label_overflow.labels(label).inc()
+        if label in self._overflowing:
+            return
+        self._overflowing.add(label)
+        limit = self.translator.max_label_values
+        summary = (f"more than {limit} distinct {label} values from the event stream: new ones are counted as "
+                   "__overflow__" + (" (workers: not tracked)" if label == "worker" else ""))
+        if self.internal is not None:
+            self.internal.fire(LABEL_OVERFLOW, {"label": label}, summary, self.context.clock.now())
+        else:
+            log.warning("%s", summary)
+
+    def _resolve_overflows(self, now: float) -> None:
+        for label in list(self._overflowing):
+            cap = self.translator.caps.get(label)
+            held = len(cap) if cap is not None else len(self.translator.workers)
+            if held < self.translator.max_label_values * _RESOLVE_BELOW:
+                self._overflowing.discard(label)
+                if self.internal is not None:
+                    self.internal.resolve(LABEL_OVERFLOW, {"label": label}, now)
 
     def _set_connected(self, up: bool) -> None:
         self.connected = up
@@ -170,6 +226,13 @@ class EventConsumer:
             # so that the backoff, the stream_up sample and stop() all stay here.
             receiver = app.events.Receiver(None, handlers={"*": self._on_event})
             receiver.create_connection = app.connection_for_read
+            # kombu's own hooks, not Celery's callback: the raw message comes here undecoded (read), and what
+            # kombu cannot turn into a message at all goes to on_decode_error, never up the drain loop.
+            receiver.get_consumers = lambda consumer, channel: [consumer(
+                queues=[receiver.queue], on_message=lambda message: self._read(receiver, message),
+                no_ack=True, accept=receiver.accept,
+            )]
+            receiver.on_decode_error = self._on_decode_error
             receiver.connect_max_retries = 0
             receiver.on_iteration = on_iteration
             receiver.should_stop = self._stopping.is_set()
@@ -189,6 +252,51 @@ class EventConsumer:
 
     def _on_event(self, event: dict[str, Any]) -> None:
         self._to_loop(self._deliver, event)
+
+    def _read(self, receiver: Any, message: Any) -> None:
+        """One message off the event exchange, in the receiving thread: its valid events go on, junk is counted."""
+        try:
+            self._read_events(receiver, message)
+        except Exception as exc:  # whatever is in a message, it must not reach the drain loop
+            self._malformed(validate.UNDECODABLE, f"{type(exc).__name__}: {exc}")
+
+    def _read_events(self, receiver: Any, message: Any) -> None:
+        body = message.body
+        if isinstance(body, bytes | bytearray | memoryview | str) and len(body) > self.settings.max_message_bytes:
+            self._malformed(validate.TOO_LARGE, f"{len(body)} bytes")
+            return
+        try:
+            payload = message.decode()
+        except Exception as exc:
+            self._on_decode_error(message, exc)
+            return
+        for event in payload if isinstance(payload, list) else [payload]:
+            reason = validate.check_event(event)
+            if reason is not None:
+                self._malformed(reason, reprlib.repr(event))
+                continue
+            try:
+                # Celery's own step: the Lamport clock, utcoffset and local_received; then the "*" handler.
+                receiver.process(*receiver.event_from_message(event))
+            except Exception as exc:  # checked above; anything left is still the message's fault
+                self._malformed(validate.BAD_FIELD, f"{type(exc).__name__}: {exc}")
+
+    def _on_decode_error(self, message: Any, exc: BaseException) -> None:
+        # kombu wraps the decoder's own error in DecodeError: the RecursionError of a deep body is inside.
+        if any(isinstance(e, RecursionError) for e in (exc, exc.__context__, exc.__cause__, *exc.args)):
+            reason = validate.TOO_DEEP
+        elif isinstance(exc, ContentDisallowed):
+            reason = validate.CONTENT_TYPE
+        else:
+            reason = validate.UNDECODABLE
+        self._malformed(reason, f"{getattr(message, 'content_type', None)}: {type(exc).__name__}")
+
+    def _malformed(self, reason: str, detail: str) -> None:
+        self.metrics.malformed.labels(reason).inc()
+        now = time.monotonic()
+        if now >= self._warned.get(reason, 0.0):
+            self._warned[reason] = now + _WARN_EVERY
+            log.warning("dropped a malformed message from the event exchange (%s): %s", reason, detail)
 
     def _maybe_enable_events(self, app: Any) -> None:
         if not self.settings.enable_task_events:

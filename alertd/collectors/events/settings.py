@@ -33,6 +33,17 @@ class EventSettings(BaseModel):
     enable_events_interval: Duration = Field(300.0, description="how often enable_events is repeated")
     forget_after: Duration = Field(3600.0, description="a lost or offline worker is forgotten after this long")
     max_task_names: int = Field(10_000, ge=100, description="task uuids remembered to name later events")
+    max_message_bytes: int = Field(
+        1_048_576, ge=65_536, description="a message from the event exchange longer than this is dropped unread"
+    )
+    max_label_values: int = Field(
+        10_000, ge=10, description="distinct task names, exception types and workers kept as labels, each; "
+        "more are counted as __overflow__ (workers: not tracked)",
+    )
+    label_idle_after: Duration = Field(
+        3600.0, description="a task name or exception type with no event for this long is forgotten, with its "
+        "counters, making room under max_label_values",
+    )
     reconnect_min: Duration = Field(0.5, description="first wait before reconnecting to the broker")
     reconnect_max: Duration = Field(30.0, description="longest wait between reconnection attempts")
     tick_interval: Duration = Field(1.0, description="how often heartbeat expiry is evaluated")
@@ -43,4 +54,6 @@ class EventSettings(BaseModel):
             raise ValueError("reconnect_max must not be shorter than reconnect_min")
         if self.tick_interval <= 0:
             raise ValueError("tick_interval must be positive")
+        if self.label_idle_after <= 0:
+            raise ValueError("label_idle_after must be positive")
         return self

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from alertd.collectors.events.labels import LabelCap
 from alertd.models import LabelsKey, Sample, labels_key
 
 UNKNOWN = "unknown"
@@ -30,6 +31,7 @@ _COUNTERS = {
 # ``exception`` is the repr of the exception in the worker: "ValueError('x')", "TimeLimitExceeded(5,)".
 _EXC_CALL = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
 _EXC_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*$")
+_EXC_LONGEST = 128  # a longer "class name" is not one
 
 UP, LOST, OFFLINE = "up", "lost", "offline"
 
@@ -41,7 +43,8 @@ def exception_type(text: object) -> str:
     m = _EXC_CALL.match(text) or _EXC_NAME.match(text)
     if m is None:
         return UNKNOWN
-    return m.group(1).rsplit(".", 1)[-1]
+    name = m.group(1).rsplit(".", 1)[-1]
+    return name if len(name) <= _EXC_LONGEST else UNKNOWN
 
 
 def _float(value: object, default: float) -> float:
@@ -77,6 +80,12 @@ class EventTranslator:
     clocks drift, and the series store keeps each series in alertd's own time order, so the time of receipt
     is the one that every sample of a series can agree on. The same goes for heartbeat expiry, which Celery's
     ``State`` also measures on the receiver's clock.
+
+    Label values come from whoever publishes on the broker, so each label is bounded: at most
+    ``max_label_values`` task names, exception types and workers. A task name or exception type past the cap is
+    counted under ``__overflow__``; an event from a worker past the cap is not tracked. ``on_overflow(label)``
+    hears of each value held back. Counters and label values with no event for ``label_idle_after`` are
+    forgotten at the next ``tick``, making room for new ones.
     """
 
     def __init__(
@@ -85,18 +94,29 @@ class EventTranslator:
         heartbeat_multiplier: float = DEFAULT_HEARTBEAT_MULTIPLIER,
         forget_after: float = 3600.0,
         max_task_names: int = 10_000,
+        max_label_values: int = 10_000,
+        label_idle_after: float = 3600.0,
+        on_overflow: Callable[[str], None] | None = None,
         stream_up: bool = True,
     ) -> None:
         self.heartbeat_multiplier = heartbeat_multiplier
         self.forget_after = forget_after
         self.max_task_names = max_task_names
+        self.max_label_values = max_label_values
+        self.label_idle_after = label_idle_after
+        self.on_overflow = on_overflow
+        self.caps = {
+            label: LabelCap(label, max_label_values, label_idle_after, self._overflowed)
+            for label in ("task_name", "exception_type")
+        }
         self.workers: dict[str, WorkerState] = {}
         self.events_received = 0
         self.stream_up = stream_up
         # Only task-received carries the task name: remember it by uuid, in bounded memory.
         self._task_names: OrderedDict[str, str] = OrderedDict()
         self._counters: dict[tuple[str, LabelsKey], float] = {}
-        self._counter_times: dict[tuple[str, LabelsKey], float] = {}
+        # When each counter last moved, oldest first: idle ones are forgotten from the front.
+        self._counter_times: OrderedDict[tuple[str, LabelsKey], float] = OrderedDict()
 
     # -- events -----------------------------------------------------------------------------------------
 
@@ -130,9 +150,10 @@ class EventTranslator:
             name = self._task_names.get(uuid, UNKNOWN)
         if kind in ("task-failed", "task-succeeded"):
             self._task_names.pop(uuid, None)
-        labels = {"task_name": str(name)}
+        labels = {"task_name": self.caps["task_name"].admit(str(name), at)}
         if kind == "task-failed":
-            labels["exception_type"] = str(event.get("exception_type") or exception_type(event.get("exception")))
+            exc = str(event.get("exception_type") or exception_type(event.get("exception")))
+            labels["exception_type"] = self.caps["exception_type"].admit(exc, at)
         out = self._increment(counter, labels, at)
         if kind == "task-failed":
             when = at if math.isnan(sent) else sent
@@ -163,6 +184,7 @@ class EventTranslator:
             # one new sample alone shows no increase: restate the previous value just before the new one.
             out.append(Sample(name, labels, previous, at - 0.001))
         self._counter_times[key] = at
+        self._counter_times.move_to_end(key)
         out.append(Sample(name, labels, value, at))
         return out
 
@@ -179,6 +201,9 @@ class EventTranslator:
         hostname = str(event.get("hostname") or UNKNOWN)
         worker = self.workers.get(hostname)
         freq = _float(event.get("freq"), DEFAULT_HEARTBEAT_FREQ) or DEFAULT_HEARTBEAT_FREQ
+        if worker is None and len(self.workers) >= self.max_label_values:
+            self._overflowed("worker")
+            return []
         if worker is None:
             worker = self.workers[hostname] = WorkerState(hostname, freq, at, changed_at=at)
         if kind == "worker-offline":
@@ -203,6 +228,7 @@ class EventTranslator:
     def tick(self, now: float) -> list[Sample]:
         """Re-evaluate every worker at ``now``: expire silent ones, forget long-gone ones, count the online."""
         out: list[Sample] = [Sample("alertd_event_stream_up", {}, 1.0 if self.stream_up else 0.0, now)]
+        self._forget_idle(now)
         for hostname in list(self.workers):
             worker = self.workers[hostname]
             if worker.status == UP and self.stream_up:
@@ -216,6 +242,21 @@ class EventTranslator:
             out.extend(self._worker_samples(worker, now))
         out.append(self._online(now))
         return out
+
+    def _overflowed(self, label: str) -> None:
+        if self.on_overflow is not None:
+            self.on_overflow(label)
+
+    def _forget_idle(self, now: float) -> None:
+        for cap in self.caps.values():
+            cap.forget_idle(now)
+        times, before = self._counter_times, now - self.label_idle_after
+        while times:
+            key, last = next(iter(times.items()))
+            if last > before:
+                break
+            del times[key]
+            self._counters.pop(key, None)
 
     def set_stream_up(self, up: bool, now: float) -> list[Sample]:
         """Record the event stream's connection state; returns the ``alertd_event_stream_up`` sample.

@@ -153,6 +153,7 @@ def test_task_names_are_bounded() -> None:
         pytest.param("", "unknown", id="empty"),
         pytest.param(None, "unknown", id="missing"),
         pytest.param("<object at 0x1>", "unknown", id="garbage"),
+        pytest.param("E" * 129 + "()", "unknown", id="too-long-for-a-class-name"),
     ],
 )
 def test_exception_type(text: object, expected: str) -> None:
