@@ -35,15 +35,9 @@ def check(config_path: str) -> CheckReport:
     except ConfigError as exc:
         report.errors.extend(_flatten(exc))
         return report
-    files = report.config.rule_files
-    if not files:
-        report.errors.append(
-            ConfigError(f"rule_files {report.config.config.rule_files} match no file", file=config_path)
-        )
-        return report
     try:
         report.rules = load_rules(
-            files, make_environment(pm), default_interval=report.config.config.evaluation_interval
+            report.config.rule_files, make_environment(pm), default_interval=report.config.config.evaluation_interval
         )
     except ConfigError as exc:
         report.errors.extend(_flatten(exc))

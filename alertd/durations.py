@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
+MAX_DURATION = 10 * 365 * 86400.0  # anything longer in a file is a typo (or an attack), not a wish
+MIN_INTERVAL = 0.1  # evaluation and collection intervals; under a second is meant for tests
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
@@ -51,15 +54,27 @@ def format_duration(seconds: float) -> str:
 
 def _coerce(value: Any) -> Any:
     if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, bool):
+        seconds = parse_duration(value)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("a duration must be a string like '30s'")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    raise ValueError("a duration must be a string like '30s'")
+    else:
+        seconds = float(value)
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than 10 years")
+    return seconds
+
+
+def _interval(seconds: float) -> float:
+    if seconds < MIN_INTERVAL:
+        raise ValueError(f"an interval must be at least {format_duration(MIN_INTERVAL)}")
+    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(_coerce), PlainSerializer(format_duration, return_type=str)]
 """A pydantic field type: accepts "30s" (or a number of seconds), holds seconds, serializes back to "30s"."""
+
+Interval = Annotated[float, BeforeValidator(_coerce), AfterValidator(_interval),
+                     PlainSerializer(format_duration, return_type=str)]
+"""A Duration that sets how often something runs: at least 100 ms."""

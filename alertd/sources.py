@@ -36,6 +36,9 @@ class Document:
 
 
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 16 * 2**20
+MAX_DEPTH = 64
+MAX_NODES = 1_000_000
 TOML_SUFFIXES = (".toml",)
 
 
@@ -43,6 +46,8 @@ def load_document(path: str | Path) -> Document:
     """Read a TOML or YAML file; a syntax error is a ConfigError naming the file and line."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"larger than {MAX_FILE_BYTES // 2**20} MiB: is it the right file?", file=str(p))
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(p)) from None
@@ -61,13 +66,29 @@ _TOML_ERR_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 def parse_toml(text: str, path: str) -> Document:
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError("nested too deeply", file=path) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = _TOML_ERR_LINE.search(msg)
         line = int(m.group(1)) if m else None
         msg = _TOML_ERR_LINE.sub("", msg).strip()
         raise ConfigError(f"TOML syntax error: {msg}", file=path, line=line) from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path)
     return Document(path, data, _toml_lines(text))
+
+
+def _depth(data: object) -> int:
+    deepest, todo = 0, [(data, 0)]
+    while todo:
+        value, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            todo += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            todo += [(v, depth + 1) for v in value]
+    return deepest
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
@@ -133,12 +154,16 @@ def _toml_lines(text: str) -> dict[Path_, int]:
 def parse_yaml(text: str, path: str) -> Document:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_yaml_shape(node, path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"YAML syntax error: {problem}", file=path, line=line) from None
+    except RecursionError:
+        raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -147,6 +172,39 @@ def parse_yaml(text: str, path: str) -> Document:
     if node is not None:
         _yaml_lines(node, (), lines)
     return Document(path, data, lines)
+
+
+def _check_yaml_shape(root: yaml.Node, path: str) -> None:
+    """Refuse what the YAML parser lets through but a configuration never needs: a key given twice (the last
+    one would win without a word), nesting deeper than MAX_DEPTH, and aliases that expand to more than
+    MAX_NODES nodes (a "billion laughs" file is a few lines of anchors)."""
+    sizes: dict[int, int] = {}
+
+    def walk(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path, line=node.start_mark.line + 1)
+        if id(node) in sizes:  # an alias: counted again, not walked again
+            return sizes[id(node)]
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        raise ConfigError(f"key {key.value!r} is given twice (first at line {seen[key.value]})",
+                                          file=path, line=line)
+                    seen[key.value] = line
+                size += walk(key, depth + 1) + walk(value, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(walk(item, depth + 1) for item in node.value)
+        if size > MAX_NODES:
+            raise ConfigError(f"the file expands to more than {MAX_NODES:,} values (anchors and aliases?)",
+                              file=path, line=node.start_mark.line + 1)
+        sizes[id(node)] = size
+        return size
+
+    walk(root, 0)
 
 
 def _yaml_lines(node: yaml.Node, prefix: Path_, lines: dict[Path_, int]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from alertd.clock import Clock, SystemClock
-from alertd.durations import Duration
+from alertd.durations import Duration, Interval
 from alertd.models import Sample
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class CollectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    interval: Duration = 15.0
+    interval: Interval = 15.0
     timeout: Duration = 5.0
 
 

@@ -27,7 +27,7 @@ from alertd.collectors.connection import (
     classify_broker_url,
     display_url,
 )
-from alertd.durations import Duration
+from alertd.durations import Duration, Interval
 from alertd.errors import CollectorError
 from alertd.models import Sample
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 class BrokerSettings(CollectorSettings):
     enabled: bool = Field(True, description="run this collector")
-    interval: Duration = Field(15.0, description="how often the broker is checked")
+    interval: Interval = Field(15.0, description="how often the broker is checked")
     timeout: Duration = Field(5.0, description="how long the broker may take to answer before it counts as down")
 
 

@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 
 from alertd.collectors.base import Collector, CollectorContext, CollectorSettings
 from alertd.collectors.connection import describe_error
-from alertd.durations import Duration
+from alertd.durations import Duration, Interval
 from alertd.errors import CollectorError
 from alertd.models import Sample
 
@@ -40,7 +40,7 @@ Series = tuple[str, dict[str, str], float]
 
 class PushgatewaySettings(CollectorSettings):
     enabled: bool = Field(True, description="run this collector (only when its section is in the configuration)")
-    interval: Duration = Field(15.0, description="how often the Pushgateway is scraped")
+    interval: Interval = Field(15.0, description="how often the Pushgateway is scraped")
     timeout: Duration = Field(5.0, description="how long one scrape (request and parsing) may take")
     url: str = Field("http://127.0.0.1:9091", description="the Pushgateway's base URL; /metrics is read")
     stale_after: Duration = Field(

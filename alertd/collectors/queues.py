@@ -30,7 +30,7 @@ from redis import Redis
 from alertd.collectors.base import Collector, CollectorContext, CollectorSettings
 from alertd.collectors.connection import AmqpConnection, BrokerURL, RedisConnection, classify_broker_url
 from alertd.collectors.redis_keys import Peek, RedisLayout, read_tails, resolve_layout
-from alertd.durations import Duration
+from alertd.durations import Duration, Interval
 from alertd.models import Sample
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class _Read:
 
 class QueueSettings(CollectorSettings):
     enabled: bool = Field(True, description="run this collector")
-    interval: Duration = Field(15.0, description="how often queue depths are read")
+    interval: Interval = Field(15.0, description="how often queue depths are read")
     timeout: Duration = Field(5.0, description="how long one reading of every queue may take")
     queues: list[str] = Field(default_factory=list, description="queues to watch, in addition to [celery] queues")
     priority_steps: list[int] | None = Field(

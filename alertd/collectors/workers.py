@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from alertd.collectors.base import Collector, CollectorContext, CollectorSettings
-from alertd.durations import Duration, format_duration
+from alertd.durations import Duration, Interval, format_duration
 from alertd.models import Sample
 from alertd.tables import format_table
 
@@ -92,7 +92,7 @@ class _Known:
 
 
 class WorkersSettings(CollectorSettings):
-    interval: Duration = 30.0
+    interval: Interval = 30.0
     timeout: Duration = 2.0
     rediscover_interval: Duration = Field(300.0, description="how often a ping waits out its timeout to find new workers")
 
@@ -141,7 +141,7 @@ class WorkersCollector(Collector):
 
 
 class InspectSettings(CollectorSettings):
-    interval: Duration = 60.0
+    interval: Interval = 60.0
     timeout: Duration = 2.0
     rediscover_interval: Duration = Field(300.0, description="how often inspect waits out its timeout to find new workers")
 

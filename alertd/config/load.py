@@ -17,7 +17,7 @@ from alertd.config.secrets import Loc, Secrecy, hidden_parts, model_secrecy, red
 from alertd.dispatch.config import ReceiverConfig, RouteConfig
 from alertd.errors import ConfigError, ConfigErrors
 from alertd.notifiers.base import Notifier, ReceiverSettings
-from alertd.rules.load import find_rule_files
+from alertd.rules.load import rule_files_or_errors
 from alertd.sources import Document, format_loc, load_document, validation_errors
 
 
@@ -45,7 +45,8 @@ class LoadedConfig:
 
     @property
     def rule_files(self) -> list[str]:
-        return find_rule_files(self.config.rule_files, self.base_dir)
+        """The rule files; a pattern that matches no file is a ConfigError."""
+        return rule_files_or_errors(self.config.rule_files, self.base_dir, file=self.path)
 
     def secret_values(self) -> list[str]:
         """Every value that must never reach a log line: secrets, what came from secret references, URL passwords."""

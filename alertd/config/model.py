@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alertd.collectors.events.settings import EventSettings
 from alertd.config.secrets import SECRET
@@ -16,7 +16,7 @@ from alertd.dispatch.config import (
     RootRouteConfig,
     TimeRangeConfig,
 )
-from alertd.durations import Duration
+from alertd.durations import Duration, Interval
 
 
 class _Section(BaseModel):
@@ -31,6 +31,18 @@ class StateSettings(_Section):
         300.0, description="a pending alert keeps its `for` progress across a restart if alertd was down less than this"
     )
 
+    @field_validator("url")
+    @classmethod
+    def _known_store(cls, url: str) -> str:
+        from alertd.errors import StateStoreError
+        from alertd.state.base import sqlite_path
+
+        try:
+            sqlite_path(url)
+        except StateStoreError as exc:
+            raise ValueError(str(exc)) from None
+        return url
+
 
 class SeriesSettings(_Section):
     lookback: Duration = Field(300.0, description="how old the newest sample may be to count as the current value")
@@ -43,6 +55,18 @@ class CelerySettings(_Section):
     app: str | None = Field(None, description="the Celery app as module:attribute, to read its settings")
     queues: list[str] = Field(default_factory=lambda: ["celery"], description="queues whose depth is watched")
     broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _readable_broker(cls, url: str) -> str:
+        from alertd.collectors.connection import classify_broker_url
+        from alertd.errors import CollectorError
+
+        try:
+            classify_broker_url(url)
+        except CollectorError as exc:
+            raise ValueError(str(exc)) from None
+        return url
 
 
 class LoggingSettings(_Section):
@@ -82,7 +106,7 @@ class ReloadSettings(_Section):
     """``[reload]``: reloading the configuration and rules without a restart (SIGHUP and POST /-/reload too)."""
 
     watch: bool = Field(True, description="reload when the config file or a rule file changes")
-    watch_interval: Duration = Field(2.0, description="how often the files are checked for a change")
+    watch_interval: Interval = Field(2.0, description="how often the files are checked for a change")
 
 
 class DeadmanSettings(_Section):
@@ -92,7 +116,7 @@ class DeadmanSettings(_Section):
         None, description="URL to GET at every interval, none: no pings (a secret: its path is often a token)",
         json_schema_extra=SECRET,
     )
-    interval: Duration = Field(60.0, description="time between pings")
+    interval: Interval = Field(60.0, description="time between pings")
     timeout: Duration = Field(10.0, description="time limit of one ping")
     max_evaluation_age: Duration | None = Field(
         None, description="no ping when the last evaluation is older than this (default: 3 x evaluation_interval)"
@@ -103,7 +127,7 @@ class Config(_Section):
     """alertd.toml."""
 
     rule_files: list[str] = Field(default_factory=lambda: ["rules/*.toml", "rules/*.yaml", "rules/*.yml"])
-    evaluation_interval: Duration = 15.0
+    evaluation_interval: Interval = 15.0
     external_url: str = "http://127.0.0.1:9464"
     state: StateSettings = Field(default_factory=StateSettings)
     series: SeriesSettings = Field(default_factory=SeriesSettings)

@@ -56,6 +56,16 @@ class RuleSet:
         return list(seen.values())
 
 
+def rule_files_or_errors(patterns: Sequence[str], base_dir: str | Path, *, file: str) -> list[str]:
+    """``find_rule_files``, where every pattern that matches no file is a ConfigError (a typo loses rules
+    silently otherwise); ``file`` is the file that names the patterns."""
+    missing = [p for p in patterns if not find_rule_files([p], base_dir)]
+    if missing:
+        raise ConfigErrors(ConfigError(f"{p!r} matches no file", file=file, field="rule_files")
+                           for p in missing)
+    return find_rule_files(patterns, base_dir)
+
+
 def find_rule_files(patterns: Sequence[str], base_dir: str | Path) -> list[str]:
     """Expand globs relative to ``base_dir`` (the configuration file's folder), sorted, without duplicates."""
     found: dict[str, None] = {}

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from alertd.durations import Duration
+from alertd.durations import Duration, Interval
 
 FunctionName = Literal[
     "last",
@@ -187,7 +187,7 @@ class GroupSpec(_Strict):
     """Rules that share an evaluation interval and labels."""
 
     name: str
-    interval: Duration | None = None
+    interval: Interval | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     rules: list[RuleSpec] = Field(default_factory=list)
 

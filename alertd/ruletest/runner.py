@@ -14,7 +14,7 @@ from alertd.alerts.engine import RuleEngine
 from alertd.durations import format_duration
 from alertd.errors import ConfigError, ConfigErrors
 from alertd.models import AlertState, Sample
-from alertd.rules.load import RuleSet, find_rule_files, load_rules
+from alertd.rules.load import RuleSet, load_rules, rule_files_or_errors
 from alertd.ruletest.model import AlertExpectation, ExpectedAlert, RuleTest, TestFile
 from alertd.ruletest.notation import MISSING, STALE, expand_values
 from alertd.series.selector import parse_selector
@@ -61,9 +61,7 @@ def run_file(path: str, env: SandboxedEnvironment) -> list[TestResult]:
     """Run every test of one file; problems with the file itself come back as one failed result."""
     try:
         spec = load_test_file(path)
-        rule_files = find_rule_files(spec.rule_files, Path(path).parent)
-        if not rule_files:
-            raise ConfigError(f"rule_files {spec.rule_files} match no file", file=path)
+        rule_files = rule_files_or_errors(spec.rule_files, Path(path).parent, file=path)
         rules = load_rules(rule_files, env, default_interval=spec.evaluation_interval)
     except ConfigError as exc:
         return [TestResult(path, "(loading)", [str(exc)])]

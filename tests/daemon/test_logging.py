@@ -12,10 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_json_lines_without_secrets(tmp_path: Path) -> None:
-    (tmp_path / "rules").mkdir()
     cfg = tmp_path / "alertd.toml"
     cfg.write_text("""
-rule_files = ["rules/*.toml"]
+rule_files = []
 [state]
 url = "memory://"
 [celery]

@@ -95,7 +95,7 @@ CONFIG_CASES = [
     ("unknown-collector", '[collectors.quues]\ninterval = "5s"\n', 1, "collectors.quues: unknown collector 'quues'"),
     ("collector-setting", '[collectors.workers]\ninterval = "soon"\n', 2, "collectors.workers.interval: invalid duration"),
     ("wrong-type", 'rule_files = "rules/*.toml"\n', 1, "rule_files: Input should be a valid list"),
-    ("no-rule-files", 'rule_files = ["nothing/*.toml"]\n', None, "match no file"),
+    ("no-rule-files", 'rule_files = ["nothing/*.toml"]\n', None, "rule_files: 'nothing/*.toml' matches no file"),
 ]
 
 

@@ -28,9 +28,9 @@ def mode(path: Path) -> int:
 
 
 def config(tmp_path: Path, db: Path) -> Path:
-    (tmp_path / "rules").mkdir(exist_ok=True)
     cfg = tmp_path / "alertd.toml"
-    cfg.write_text(OFFLINE.replace('url = "memory://"', f'url = "{db}"') + '[http]\nlisten = "127.0.0.1:0"\n')
+    cfg.write_text(OFFLINE.replace('rule_files = ["rules/*.toml"]', "rule_files = []")
+                   .replace('url = "memory://"', f'url = "{db}"') + '[http]\nlisten = "127.0.0.1:0"\n')
     return cfg
 
 

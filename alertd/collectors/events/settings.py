@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alertd.collectors.events.translate import DEFAULT_HEARTBEAT_MULTIPLIER
-from alertd.durations import Duration
+from alertd.durations import Duration, Interval
 
 
 class EventSettings(BaseModel):
@@ -30,7 +30,7 @@ class EventSettings(BaseModel):
         description="broadcast enable_events on connect and every enable_events_interval; off by default "
         "because switching events on across a cluster is the operator's decision",
     )
-    enable_events_interval: Duration = Field(300.0, description="how often enable_events is repeated")
+    enable_events_interval: Interval = Field(300.0, description="how often enable_events is repeated")
     forget_after: Duration = Field(3600.0, description="a lost or offline worker is forgotten after this long")
     max_task_names: int = Field(10_000, ge=100, description="task uuids remembered to name later events")
     max_message_bytes: int = Field(
@@ -46,7 +46,7 @@ class EventSettings(BaseModel):
     )
     reconnect_min: Duration = Field(0.5, description="first wait before reconnecting to the broker")
     reconnect_max: Duration = Field(30.0, description="longest wait between reconnection attempts")
-    tick_interval: Duration = Field(1.0, description="how often heartbeat expiry is evaluated")
+    tick_interval: Interval = Field(1.0, description="how often heartbeat expiry is evaluated")
 
     @model_validator(mode="after")
     def _check(self) -> EventSettings:
