@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pluggy
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alertd.alerts.engine import Evaluation, RuleEngine
@@ -26,6 +25,7 @@ from alertd.collectors.base import CollectorRunner
 from alertd.collectors.collect import build_collectors, make_context
 from alertd.collectors.events.consumer import EventConsumer
 from alertd.config import LoadedConfig
+from alertd.daemon.jobs import add_loop_job, log_skipped_runs
 from alertd.daemon.metrics import DaemonMetrics
 from alertd.daemon.reload import RELOAD_FAILED, Candidate, ReloadResult, build_candidate
 from alertd.errors import ConfigError
@@ -177,7 +177,8 @@ class Daemon:
                     if series.key not in fresh:
                         self.series.mark_stale(series.name, series.labels, now)
 
-    def evaluate_group(self, group: RuleGroup) -> Evaluation:
+    async def evaluate_group(self, group: RuleGroup) -> Evaluation:
+        """The scheduled evaluation of one rule group, on the event loop like every job."""
         return self._evaluate(group.rules, group.name)
 
     def evaluate_all(self) -> Evaluation:
@@ -215,12 +216,16 @@ class Daemon:
         await asyncio.gather(*(self.collect(name) for name in list(self.runners)))
         self.first_collection_done.set()
 
-    def housekeeping(self) -> None:
+    async def housekeeping(self) -> None:
+        """Forget what has aged out, on the loop like every job. Each part is a step of its own, so a page
+        waits for one part at most."""
         if self.pipeline is not None:
             self.pipeline.housekeeping()
         self.internal.forget_resolved()
+        await asyncio.sleep(0)
         now = self.clock.now()
         dropped = self.series.gc(now)
+        await asyncio.sleep(0)
         pruned = self.state.prune_history(now - self.loaded.config.state.history_retention)
         if dropped or pruned:
             log.debug("housekeeping: %d series dropped, %d history rows pruned", dropped, pruned)
@@ -289,28 +294,21 @@ class Daemon:
 
     # -- scheduling ------------------------------------------------------------------------------------------
 
-    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+    def schedule(self, scheduler: AsyncIOScheduler, *, housekeeping_interval: float = 60.0) -> None:
+        """Add (or, after a reload, replace) the collection and evaluation jobs: coroutines on the loop."""
         if self.scheduler is None:
             self.scheduler = scheduler
-
-            def missed(event: JobExecutionEvent) -> None:
-                log.warning("job %s skipped: the previous run was still going (running behind)", event.job_id)
-
-            scheduler.add_listener(missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-            scheduler.add_job(self.housekeeping, "interval", seconds=60, id="housekeeping", max_instances=1)
+            log_skipped_runs(scheduler)
+            add_loop_job(scheduler, self.housekeeping, "housekeeping", housekeeping_interval)
         for job in scheduler.get_jobs():
             if job.id.startswith(("collect:", "evaluate:")):
                 job.remove()
         for name, runner in self.runners.items():
-            scheduler.add_job(
-                self.collect, "interval", args=[name], seconds=runner.collector.settings.interval,
-                id=f"collect:{name}", max_instances=1, coalesce=True, misfire_grace_time=None,
-            )
+            add_loop_job(scheduler, self.collect, f"collect:{name}", runner.collector.settings.interval, [name],
+                         coalesce=True, misfire_grace_time=None)
         for group in self.engine.rules.groups:
-            scheduler.add_job(
-                self.evaluate_group, "interval", args=[group], seconds=group.interval,
-                id=f"evaluate:{group.name}", max_instances=1, coalesce=True, misfire_grace_time=None,
-            )
+            add_loop_job(scheduler, self.evaluate_group, f"evaluate:{group.name}", group.interval, [group],
+                         coalesce=True, misfire_grace_time=None)
 
     # -- reloading -------------------------------------------------------------------------------------------
 
@@ -323,7 +321,9 @@ class Daemon:
         async with self._reload_lock:
             now = time.time()
             try:
-                candidate = build_candidate(self.loaded.path, self.pm)
+                # Reading files and compiling rules takes tens of milliseconds per dozen rules: a thread does
+                # it from the path and hands back the new configuration, which nothing else holds yet.
+                candidate = await asyncio.to_thread(build_candidate, self.loaded.path, self.pm)
             except ConfigError as exc:
                 message = str(exc)
                 log.error("reload (%s) failed; the running configuration stays:\n%s", source, message)

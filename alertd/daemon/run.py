@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alertd.config.secrets import redact_url
 from alertd.daemon.core import Daemon
 from alertd.daemon.deadman import DeadmanSwitch
+from alertd.daemon.jobs import add_loop_job
 from alertd.daemon.reload import FileWatcher, build_candidate, files_signature
 from alertd.logs import setup_logging
 from alertd.models import AlertState
@@ -73,6 +74,9 @@ async def _forever(daemon: Daemon) -> int:
         len(daemon.engine.rules.rules), len(daemon.engine.rules.groups), len(daemon.runners),
         ", ".join(sorted(daemon.runners)) or "none", redact_url(daemon.context.broker_url), daemon.loaded.state_url,
     )
+    if loop.get_debug():  # PYTHONASYNCIODEBUG=1 or python -X dev
+        log.info("asyncio debug mode: callbacks that hold the loop longer than %.0f ms are logged",
+                 loop.slow_callback_duration * 1000)
     server = None
     if cfg.http.enabled:
         from alertd.http.server import start_http_server
@@ -93,8 +97,7 @@ async def _forever(daemon: Daemon) -> int:
         switch = DeadmanSwitch(
             cfg.deadman, cfg.evaluation_interval, lambda: daemon.last_evaluation_at, daemon.http, daemon.metrics
         )
-        scheduler.add_job(switch.ping, "interval", seconds=cfg.deadman.interval, id="deadman", max_instances=1,
-                          coalesce=True, next_run_time=None)
+        add_loop_job(scheduler, switch.ping, "deadman", cfg.deadman.interval, coalesce=True, next_run_time=None)
         await switch.ping()
         scheduler.reschedule_job("deadman", trigger="interval", seconds=cfg.deadman.interval)
     scheduler.start()
