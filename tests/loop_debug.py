@@ -64,3 +64,22 @@ def debug_mode(loop: asyncio.AbstractEventLoop, *, timed: bool = True) -> Iterat
         loop.slow_callback_duration = was_slow
         asyncio_log.setLevel(level)
         root.removeHandler(handler)
+
+
+# What asyncio's debug mode and the owner check leave in the log of ``alertd run`` (PYTHONASYNCIODEBUG=1).
+_WRONG_THREAD = re.compile(r"WrongThreadError|Non-thread-safe operation")
+_SLOW_IN_LOG = re.compile(r"asyncio.*Executing .* took (\d+\.\d+) seconds")
+
+
+def wrong_thread_in_log(text: str) -> list[str]:
+    """The lines of an ``alertd run`` log that say something called the loop's objects from another thread."""
+    return [line for line in text.splitlines() if _WRONG_THREAD.search(line)]
+
+
+def slow_callbacks_in_log(text: str) -> list[float]:
+    """How long (seconds) each callback that held the loop of an ``alertd run`` longer than 100 ms took.
+
+    Not a failure by itself: a daemon in a process of its own shares the machine's cores with the workers, the
+    brokers and the test, so its wall-clock timings measure the machine too. In-process tests fail on them.
+    """
+    return [float(m.group(1)) for m in _SLOW_IN_LOG.finditer(text)]

@@ -109,6 +109,7 @@ class WorkersCollector(Collector):
 
     def __init__(self, settings: CollectorSettings, context: CollectorContext) -> None:
         super().__init__(settings, context)
+        celery_app_for(context)  # Celery is imported when the collector is built, not on the loop at its first run
         self.known_workers: Callable[[], Iterable[str]] | None = None
         self.broadcasts = 0
         self._known = _Known(getattr(settings, "rediscover_interval", 300.0))
@@ -242,6 +243,7 @@ class InspectCollector(Collector):
 
     def __init__(self, settings: CollectorSettings, context: CollectorContext) -> None:
         super().__init__(settings, context)
+        celery_app_for(context)  # Celery is imported when the collector is built, not on the loop at its first run
         self.known_workers: Callable[[], Iterable[str]] | None = None
         self.snapshot: dict[str, dict[str, Any]] = {}
         self.broadcasts = 0

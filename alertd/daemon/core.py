@@ -282,7 +282,9 @@ class Daemon:
             await self.pipeline.close()
         await self.http.aclose()
         await self._close_collectors(self.runners)
-        self.state.close()
+        # The store's last use: closing it checkpoints the WAL and syncs the file, which may take a while on a
+        # busy disk, so a thread does it; nothing on the loop touches the store afterwards.
+        await asyncio.to_thread(self.state.close)
 
     @staticmethod
     async def _close_collectors(runners: dict[str, CollectorRunner]) -> None:
