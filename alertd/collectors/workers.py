@@ -22,6 +22,7 @@ from pydantic import Field
 from alertd.collectors.base import Collector, CollectorContext, CollectorSettings
 from alertd.durations import Duration, format_duration
 from alertd.models import Sample
+from alertd.owner import in_pool, in_thread
 from alertd.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class WorkersCollector(Collector):
         app = celery_app_for(self.context)
         limit = self._known.limit(self.known_workers() if self.known_workers else None)
         self.broadcasts += 1
-        replies = await asyncio.to_thread(
+        replies = await in_thread(
             app.control.ping, timeout=reply_timeout(self.settings.timeout), limit=limit
         )
         now = self.context.clock.now()
@@ -165,8 +166,7 @@ async def inspect_workers(
             log.warning("inspect %s failed: %s", command, exc)
             return {}
 
-    loop = asyncio.get_running_loop()
-    results = await asyncio.gather(*(loop.run_in_executor(_inspect_pool(), call, c) for c in INSPECT_COMMANDS))
+    results = await asyncio.gather(*(in_pool(_inspect_pool(), call, c) for c in INSPECT_COMMANDS))
     return dict(zip(INSPECT_COMMANDS, results, strict=True))
 
 

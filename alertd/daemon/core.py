@@ -33,6 +33,7 @@ from alertd.logs import set_level
 from alertd.models import Alert, AlertState, Sample
 from alertd.notify import InternalAlerts, NotifyMetrics
 from alertd.notify.pipeline import NotificationPipeline, build_pipeline, make_notifiers
+from alertd.owner import in_thread
 from alertd.plugins import make_plugin_manager
 from alertd.rules.compile import CompiledRule
 from alertd.rules.load import RuleGroup, RuleSet
@@ -284,7 +285,7 @@ class Daemon:
         await self._close_collectors(self.runners)
         # The store's last use: closing it checkpoints the WAL and syncs the file, which may take a while on a
         # busy disk, so a thread does it; nothing on the loop touches the store afterwards.
-        await asyncio.to_thread(self.state.close)
+        await in_thread(self.state.close)
 
     @staticmethod
     async def _close_collectors(runners: dict[str, CollectorRunner]) -> None:
@@ -325,7 +326,7 @@ class Daemon:
             try:
                 # Reading files and compiling rules takes tens of milliseconds per dozen rules: a thread does
                 # it from the path and hands back the new configuration, which nothing else holds yet.
-                candidate = await asyncio.to_thread(build_candidate, self.loaded.path, self.pm)
+                candidate = await in_thread(build_candidate, self.loaded.path, self.pm)
             except ConfigError as exc:
                 message = str(exc)
                 log.error("reload (%s) failed; the running configuration stays:\n%s", source, message)

@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alertd.daemon import Daemon, build
 from alertd.daemon.jobs import add_loop_job
 from alertd.models import AlertState, Sample
-from alertd.owner import WrongThreadError
+from alertd.owner import WrongThreadError, in_thread
 from tests.helpers import OFFLINE, write
 from tests.loop_debug import debug_mode
 
@@ -122,7 +122,7 @@ async def test_the_owner_check_refuses_calls_from_another_thread(daemon: Daemon)
     }
     for what, call in calls.items():
         with pytest.raises(WrongThreadError, match=f"{what} belongs to thread 'MainThread'.*called from thread"):
-            await asyncio.to_thread(call)
+            await in_thread(call)
     assert daemon.series.series_count == 0  # nothing got in
     daemon.evaluate_all()  # from the loop's own thread all is well
     assert daemon.counters.evaluations == 1
