@@ -298,7 +298,7 @@ class Daemon:
     # -- scheduling ------------------------------------------------------------------------------------------
 
     def schedule(self, scheduler: AsyncIOScheduler, *, housekeeping_interval: float = 60.0) -> None:
-        """Add (or, after a reload, replace) the collection and evaluation jobs: coroutines on the loop."""
+        """Add the housekeeping job once, and (again after each reload) the collection and evaluation jobs."""
         if self.scheduler is None:
             self.scheduler = scheduler
             log_skipped_runs(scheduler)
