@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Self
 
+from tests.loop_debug import wrong_thread_in_log
 from tests.services import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +19,8 @@ _HTTP = re.compile(r"HTTP on (https?://\S+) ")
 
 
 class AlertdProcess:
-    """One run of ``alertd run -c CONFIG`` in its own process group, its output appended to ``log``."""
+    """One run of ``alertd run -c CONFIG`` in its own process group, its output appended to ``log``, in asyncio's
+    debug mode: ``stop`` fails if anything called the daemon's objects from another thread."""
 
     def __init__(self, config: Path, *, log: Path | None = None, extra: tuple[str, ...] = ()) -> None:
         self.config = config
@@ -35,7 +37,7 @@ class AlertdProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "alertd", "run", "-c", str(self.config), *self.extra],
             stdout=self._out, stderr=subprocess.STDOUT, text=True, cwd=self.workdir, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONASYNCIODEBUG": "1"},
         )
         return self
 
@@ -81,6 +83,8 @@ class AlertdProcess:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout)
         self._close()
+        wrong = wrong_thread_in_log(self.output())
+        assert not wrong, "alertd was called from the wrong thread:\n" + "\n".join(wrong)
         return code
 
     def kill(self) -> None:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import services
+from tests.loop_debug import debug_mode
 from tests.workers import CeleryWorker, start_worker
 
 
@@ -103,3 +105,13 @@ def password_redis() -> Iterator[tuple[services.RedisServer, str]]:
         yield server, password
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def debug_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
+    """The test's event loop in asyncio's debug mode: the test fails when a callback holds the loop longer than
+    100 ms or when a thread other than the loop's calls what the loop owns (``tests.loop_debug``)."""
+    loop = asyncio.get_running_loop()
+    with debug_mode(loop) as seen:
+        yield loop
+    assert not seen.problems, "the event loop was misused:\n" + "\n".join(seen.problems)

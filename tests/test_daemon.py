@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.loop_debug import slow_callbacks_in_log, wrong_thread_in_log
 from tests.services import RedisServer, wait_until
 from tests.workers import CeleryWorker
 
@@ -72,7 +73,7 @@ def daemon(tmp_path: Path, worker: CeleryWorker) -> Iterator[tuple[subprocess.Po
     cfg = write_config(tmp_path, worker.broker_url, worker.queue)
     log = open(tmp_path / "alertd.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([*ALERTD, "run", "-c", str(cfg)], stdout=log, stderr=subprocess.STDOUT, text=True,
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONASYNCIODEBUG": "1"})
     try:
         yield proc, tmp_path
     finally:
@@ -120,6 +121,9 @@ def test_a_payment_failure_fires_through_the_event_stream_and_sigterm_stops_clea
     stopped = [line for line in text.splitlines() if "alertd stopped after" in line]
     assert len(stopped) == 1 and "evaluations" in stopped[0]
     assert "Traceback" not in text
+    assert "asyncio debug mode: callbacks that hold the loop longer than 100 ms are logged" in text
+    assert wrong_thread_in_log(text) == []
+    print(f"callbacks that held the loop longer than 100 ms: {slow_callbacks_in_log(text)}")
 
 
 def test_collect_prints_every_sample_and_inspect_shows_the_worker(tmp_path: Path, worker: CeleryWorker) -> None:

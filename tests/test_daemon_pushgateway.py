@@ -14,7 +14,7 @@ from alertd.models import AlertState
 from tests.helpers import write
 from tests.services import Pushgateway
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("debug_loop")]
 
 
 def push(gateway: Pushgateway, pid: str, failures: int) -> None:
@@ -61,14 +61,14 @@ async def test_a_stale_group_is_absent_to_rules_and_alerts_on_itself(tmp_path: P
     daemon = build(str(cfg), clock)
     try:
         await daemon.collect("pushgateway")
-        daemon.evaluate_group(daemon.engine.rules.groups[0])
+        await daemon.evaluate_group(daemon.engine.rules.groups[0])
         firing = daemon.engine.alerts([AlertState.FIRING])
         assert [r.labels["alertname"] for r in firing] == ["FailuresSeen"]
         assert firing[0].annotations["summary"] == "3 failures"
 
         clock.advance(301)  # within the series lookback (5m): only staleness can hide the old value
         await daemon.collect("pushgateway")
-        daemon.evaluate_group(daemon.engine.rules.groups[0])
+        await daemon.evaluate_group(daemon.engine.rules.groups[0])
         states = {r.labels["alertname"]: r.state for r in daemon.engine.alerts()}
         assert states == {"FailuresSeen": AlertState.RESOLVED, "PushgatewayGroupStale": AlertState.FIRING}
     finally:

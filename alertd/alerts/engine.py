@@ -10,6 +10,7 @@ from typing import Any
 
 from alertd.alerts.lifecycle import Observation, Timing, advance
 from alertd.models import Alert, AlertState
+from alertd.owner import OwnerThread
 from alertd.rules.compile import CompiledRule
 from alertd.rules.load import RuleSet
 from alertd.series.store import SeriesStore
@@ -46,6 +47,7 @@ class RuleEngine:
         outage_tolerance: float = 300.0,
         external_url: str = "",
     ) -> None:
+        self.owner = OwnerThread("the rule engine")
         self.series = series
         self.state = state
         self.resolved_retention = resolved_retention
@@ -59,6 +61,7 @@ class RuleEngine:
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in a new rule set; alerts of rules that no longer exist are dropped, the others keep their state."""
+        self.owner.check()
         self.generation += 1
         self.rules = rules
         keep = {r.id for r in rules.rules}
@@ -74,6 +77,7 @@ class RuleEngine:
 
     def evaluate(self, now: float, rules: Sequence[CompiledRule] | None = None) -> Evaluation:
         """Evaluate ``rules`` (default: all) at ``now``; returns the transitions, persisted before returning."""
+        self.owner.check()
         started = time.perf_counter()
         self.generation += 1
         todo = self.rules.rules if rules is None else rules

@@ -30,6 +30,7 @@ from alertd.collectors.connection import (
 from alertd.durations import Duration, Interval
 from alertd.errors import CollectorError
 from alertd.models import Sample
+from alertd.owner import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class BrokerCollector(Collector):
                 self._amqp = AmqpConnection(broker, limit)
             connection, check = self._amqp, _open_channel
         try:
-            return await asyncio.wait_for(asyncio.to_thread(connection.run, check), limit)
+            return await asyncio.wait_for(in_thread(connection.run, check), limit)
         except TimeoutError:
             raise CollectorError(f"no answer from {broker.display} within {limit:g}s") from None
 
@@ -119,7 +120,7 @@ class BrokerCollector(Collector):
     async def close(self) -> None:
         for connection in (self._redis, self._amqp):
             if connection is not None:
-                await asyncio.to_thread(connection.close)
+                await in_thread(connection.close)
 
 
 def _open_channel(conn: Any) -> float:

@@ -16,7 +16,6 @@ summaries, and NaN values.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from alertd.collectors.connection import describe_error
 from alertd.durations import Duration, Interval
 from alertd.errors import CollectorError
 from alertd.models import Sample
+from alertd.owner import in_thread
 
 OWN_PREFIXES = ("go_", "process_", "pushgateway_")
 GROUP_METRICS = ("push_time_seconds", "push_failure_time_seconds")
@@ -188,7 +188,7 @@ class PushgatewayCollector(Collector):
         text = await self.fetch()
         now = self.context.clock.now()
         # Parsing is pure Python and takes about a second for 50,000 samples: a thread keeps the loop responsive.
-        reading = await asyncio.to_thread(self._read, text, now)
+        reading = await in_thread(self._read, text, now)
         self.stale_groups = reading.stale_groups
         out = reading.samples
         for labels, age in reading.groups:

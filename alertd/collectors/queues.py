@@ -16,7 +16,6 @@ depth at all (absent, not zero). RabbitMQ tells no message age without consuming
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -32,6 +31,7 @@ from alertd.collectors.connection import AmqpConnection, BrokerURL, RedisConnect
 from alertd.collectors.redis_keys import Peek, RedisLayout, read_tails, resolve_layout
 from alertd.durations import Duration, Interval
 from alertd.models import Sample
+from alertd.owner import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class QueueCollector(Collector):
             return self._discovered
         timeout = self.opts.discover_timeout
         try:
-            replies = await asyncio.to_thread(lambda: app.control.inspect(timeout=timeout).active_queues())
+            replies = await in_thread(lambda: app.control.inspect(timeout=timeout).active_queues())
         except Exception as exc:
             self._report("discovery", f"cannot discover the workers' queues, keeping {len(self._discovered)} known: {exc}")
             self._discover_at = time.monotonic() + min(_DISCOVER_RETRY, self.opts.discover_interval)
@@ -142,7 +142,7 @@ class QueueCollector(Collector):
         if self._amqp is None:
             self._amqp = AmqpConnection(broker, self.opts.timeout)
         amqp = self._amqp
-        found = await asyncio.to_thread(amqp.run, lambda conn: self._declare_all(conn, queues))
+        found = await in_thread(amqp.run, lambda conn: self._declare_all(conn, queues))
         return self._amqp_samples(queues, found)
 
     async def _collect_redis(self, broker: BrokerURL, queues: Sequence[str]) -> list[Sample]:
@@ -178,7 +178,7 @@ class QueueCollector(Collector):
 
         # One pipelined round trip, and the decoding of its answer, in a thread: redis-py's blocking client
         # handles a long pipeline in half the time of its asyncio client, and the event loop stays free.
-        reads, unacked, oldest = await asyncio.to_thread(self._redis.run, read)
+        reads, unacked, oldest = await in_thread(self._redis.run, read)
         now = self.context.clock.now()
         out: list[Sample] = []
         heads: dict[str, tuple[str, float]] = {}
@@ -276,7 +276,7 @@ class QueueCollector(Collector):
     async def close(self) -> None:
         for connection in (self._redis, self._amqp):
             if connection is not None:
-                await asyncio.to_thread(connection.close)
+                await in_thread(connection.close)
 
 
 def _close_quietly(channel: Any) -> None:

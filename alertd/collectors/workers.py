@@ -22,6 +22,7 @@ from pydantic import Field
 from alertd.collectors.base import Collector, CollectorContext, CollectorSettings
 from alertd.durations import Duration, Interval, format_duration
 from alertd.models import Sample
+from alertd.owner import in_pool, in_thread
 from alertd.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class WorkersCollector(Collector):
 
     def __init__(self, settings: CollectorSettings, context: CollectorContext) -> None:
         super().__init__(settings, context)
+        celery_app_for(context)  # Celery is imported when the collector is built, not on the loop at its first run
         self.known_workers: Callable[[], Iterable[str]] | None = None
         self.broadcasts = 0
         self._known = _Known(getattr(settings, "rediscover_interval", 300.0))
@@ -119,7 +121,7 @@ class WorkersCollector(Collector):
         app = celery_app_for(self.context)
         limit = self._known.limit(self.known_workers() if self.known_workers else None)
         self.broadcasts += 1
-        replies = await asyncio.to_thread(
+        replies = await in_thread(
             app.control.ping, timeout=reply_timeout(self.settings.timeout), limit=limit
         )
         now = self.context.clock.now()
@@ -164,8 +166,7 @@ async def inspect_workers(
             log.warning("inspect %s failed: %s", command, exc)
             return {}
 
-    loop = asyncio.get_running_loop()
-    results = await asyncio.gather(*(loop.run_in_executor(_inspect_pool(), call, c) for c in INSPECT_COMMANDS))
+    results = await asyncio.gather(*(in_pool(_inspect_pool(), call, c) for c in INSPECT_COMMANDS))
     return dict(zip(INSPECT_COMMANDS, results, strict=True))
 
 
@@ -242,6 +243,7 @@ class InspectCollector(Collector):
 
     def __init__(self, settings: CollectorSettings, context: CollectorContext) -> None:
         super().__init__(settings, context)
+        celery_app_for(context)  # Celery is imported when the collector is built, not on the loop at its first run
         self.known_workers: Callable[[], Iterable[str]] | None = None
         self.snapshot: dict[str, dict[str, Any]] = {}
         self.broadcasts = 0

@@ -1,5 +1,6 @@
-"""The daemon (``alertd run``): ``core`` holds the running parts, ``run`` the process around them, ``reload``
-the building of a new configuration, ``metrics`` alertd's own metrics and ``deadman`` the outside ping."""
+"""The daemon (``alertd run``): ``core`` holds the running parts, ``run`` the process around them, ``jobs`` puts
+their jobs on the scheduler (coroutines on the event loop only), ``reload`` builds a new configuration,
+``metrics`` holds alertd's own metrics and ``deadman`` the outside ping."""
 
 from __future__ import annotations
 

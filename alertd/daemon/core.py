@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pluggy
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alertd.alerts.engine import Evaluation, RuleEngine
@@ -28,6 +27,7 @@ from alertd.collectors.events.consumer import EventConsumer
 from alertd.collectors.events.metrics import EventStreamMetrics
 from alertd.collectors.events.validate import event_type_label
 from alertd.config import LoadedConfig
+from alertd.daemon.jobs import add_loop_job, log_skipped_runs
 from alertd.daemon.metrics import DaemonMetrics
 from alertd.daemon.reload import RELOAD_FAILED, Candidate, ReloadResult, build_candidate
 from alertd.errors import ConfigError
@@ -35,6 +35,7 @@ from alertd.logs import set_level
 from alertd.models import Alert, AlertState, Sample
 from alertd.notify import InternalAlerts, NotifyMetrics
 from alertd.notify.pipeline import NotificationPipeline, build_pipeline, make_notifiers
+from alertd.owner import in_thread
 from alertd.plugins import make_plugin_manager
 from alertd.rules.compile import CompiledRule
 from alertd.rules.load import RuleGroup, RuleSet
@@ -181,7 +182,8 @@ class Daemon:
                     if series.key not in fresh:
                         self.series.mark_stale(series.name, series.labels, now)
 
-    def evaluate_group(self, group: RuleGroup) -> Evaluation:
+    async def evaluate_group(self, group: RuleGroup) -> Evaluation:
+        """The scheduled evaluation of one rule group, on the event loop like every job."""
         return self._evaluate(group.rules, group.name)
 
     def evaluate_all(self) -> Evaluation:
@@ -219,12 +221,16 @@ class Daemon:
         await asyncio.gather(*(self.collect(name) for name in list(self.runners)))
         self.first_collection_done.set()
 
-    def housekeeping(self) -> None:
+    async def housekeeping(self) -> None:
+        """Forget what has aged out, on the loop like every job. Each part is a step of its own, so a page
+        waits for one part at most."""
         if self.pipeline is not None:
             self.pipeline.housekeeping()
         self.internal.forget_resolved()
+        await asyncio.sleep(0)
         now = self.clock.now()
         dropped = self.series.gc(now)
+        await asyncio.sleep(0)
         pruned = self.state.prune_history(now - self.loaded.config.state.history_retention)
         if dropped or pruned:
             log.debug("housekeeping: %d series dropped, %d history rows pruned", dropped, pruned)
@@ -281,7 +287,9 @@ class Daemon:
             await self.pipeline.close()
         await self.http.aclose()
         await self._close_collectors(self.runners)
-        self.state.close()
+        # The store's last use: closing it checkpoints the WAL and syncs the file, which may take a while on a
+        # busy disk, so a thread does it; nothing on the loop touches the store afterwards.
+        await in_thread(self.state.close)
 
     @staticmethod
     async def _close_collectors(runners: dict[str, CollectorRunner]) -> None:
@@ -293,28 +301,21 @@ class Daemon:
 
     # -- scheduling ------------------------------------------------------------------------------------------
 
-    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+    def schedule(self, scheduler: AsyncIOScheduler, *, housekeeping_interval: float = 60.0) -> None:
+        """Add the housekeeping job once, and (again after each reload) the collection and evaluation jobs."""
         if self.scheduler is None:
             self.scheduler = scheduler
-
-            def missed(event: JobExecutionEvent) -> None:
-                log.warning("job %s skipped: the previous run was still going (running behind)", event.job_id)
-
-            scheduler.add_listener(missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-            scheduler.add_job(self.housekeeping, "interval", seconds=60, id="housekeeping", max_instances=1)
+            log_skipped_runs(scheduler)
+            add_loop_job(scheduler, self.housekeeping, "housekeeping", housekeeping_interval)
         for job in scheduler.get_jobs():
             if job.id.startswith(("collect:", "evaluate:")):
                 job.remove()
         for name, runner in self.runners.items():
-            scheduler.add_job(
-                self.collect, "interval", args=[name], seconds=runner.collector.settings.interval,
-                id=f"collect:{name}", max_instances=1, coalesce=True, misfire_grace_time=None,
-            )
+            add_loop_job(scheduler, self.collect, f"collect:{name}", runner.collector.settings.interval, [name],
+                         coalesce=True, misfire_grace_time=None)
         for group in self.engine.rules.groups:
-            scheduler.add_job(
-                self.evaluate_group, "interval", args=[group], seconds=group.interval,
-                id=f"evaluate:{group.name}", max_instances=1, coalesce=True, misfire_grace_time=None,
-            )
+            add_loop_job(scheduler, self.evaluate_group, f"evaluate:{group.name}", group.interval, [group],
+                         coalesce=True, misfire_grace_time=None)
 
     # -- reloading -------------------------------------------------------------------------------------------
 
@@ -327,7 +328,9 @@ class Daemon:
         async with self._reload_lock:
             now = time.time()
             try:
-                candidate = build_candidate(self.loaded.path, self.pm)
+                # Reading files and compiling rules takes tens of milliseconds per dozen rules: a thread does
+                # it from the path and hands back the new configuration, which nothing else holds yet.
+                candidate = await in_thread(build_candidate, self.loaded.path, self.pm)
             except ConfigError as exc:
                 message = str(exc)
                 log.error("reload (%s) failed; the running configuration stays:\n%s", source, message)

@@ -14,7 +14,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alertd.config.secrets import redact_url
 from alertd.daemon.core import Daemon
 from alertd.daemon.deadman import DeadmanSwitch
+from alertd.daemon.jobs import add_loop_job
 from alertd.daemon.reload import FileWatcher, build_candidate, files_signature
+from alertd.http.server import start_http_server  # here, not on the loop: aiohttp takes 100+ ms to import
 from alertd.logs import setup_logging
 from alertd.models import AlertState
 from alertd.plugins import make_plugin_manager
@@ -29,6 +31,12 @@ def run_daemon(config_path: str, *, once: bool = False, log_format: str | None =
     loaded = candidate.loaded
     setup_logging(loaded.config.logging.level, log_format or loaded.config.logging.format, loaded.secret_values())
     daemon = Daemon(loaded, pm, candidate.rules)
+    if not once:
+        # Long-lived objects built at start-up (rules, compiled templates, modules) need no cycle collection:
+        # freezing them keeps full collections from adding milliseconds to an evaluation. Done before the
+        # loop runs, since a full collection of all of them takes tens of milliseconds.
+        gc.collect()
+        gc.freeze()
     return asyncio.run(_once(daemon) if once else _forever(daemon))
 
 
@@ -73,28 +81,24 @@ async def _forever(daemon: Daemon) -> int:
         len(daemon.engine.rules.rules), len(daemon.engine.rules.groups), len(daemon.runners),
         ", ".join(sorted(daemon.runners)) or "none", redact_url(daemon.context.broker_url), daemon.loaded.state_url,
     )
+    if loop.get_debug():  # PYTHONASYNCIODEBUG=1 or python -X dev
+        log.info("asyncio debug mode: callbacks that hold the loop longer than %.0f ms are logged",
+                 loop.slow_callback_duration * 1000)
     server = None
     if cfg.http.enabled:
-        from alertd.http.server import start_http_server
-
         server = await start_http_server(daemon, cfg.http)
         log.info("HTTP on %s (dashboard %s/, API %s/api/v1)", server.url, server.url, server.url)
 
     daemon.start_tasks()
     await daemon.collect_all()
     daemon.evaluate_all()
-    # Long-lived objects built at start-up (rules, compiled templates, modules) need no cycle collection:
-    # freezing them keeps full collections from adding milliseconds to an evaluation.
-    gc.collect()
-    gc.freeze()
     scheduler = AsyncIOScheduler(event_loop=loop)
     daemon.schedule(scheduler)
     if cfg.deadman.url:
         switch = DeadmanSwitch(
             cfg.deadman, cfg.evaluation_interval, lambda: daemon.last_evaluation_at, daemon.http, daemon.metrics
         )
-        scheduler.add_job(switch.ping, "interval", seconds=cfg.deadman.interval, id="deadman", max_instances=1,
-                          coalesce=True, next_run_time=None)
+        add_loop_job(scheduler, switch.ping, "deadman", cfg.deadman.interval, coalesce=True, next_run_time=None)
         await switch.ping()
         scheduler.reschedule_job("deadman", trigger="interval", seconds=cfg.deadman.interval)
     scheduler.start()

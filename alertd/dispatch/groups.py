@@ -13,6 +13,7 @@ from types import MappingProxyType
 from alertd.clock import Clock
 from alertd.dispatch.route import Route
 from alertd.models import Alert, AlertState
+from alertd.owner import OwnerThread
 
 log = logging.getLogger("alertd.dispatch")
 
@@ -74,6 +75,7 @@ class Dispatcher:
     """Routes alerts into aggregation groups and flushes the groups that are due."""
 
     def __init__(self, root: Route, clock: Clock, flush: Flush) -> None:
+        self.owner = OwnerThread("the dispatcher")
         self.root = root
         self.clock = clock
         self._flush = flush
@@ -102,6 +104,7 @@ class Dispatcher:
     def put(self, alerts: Iterable[Alert], *, complete: bool = False) -> None:
         """Add or update alerts. ``complete``: these are all the active alerts, and a firing alert that is
         missing (its rule was removed) resolves now."""
+        self.owner.check()
         now = self.clock.now()
         seen: set[str] = set()
         groups = self.groups
@@ -151,6 +154,7 @@ class Dispatcher:
 
     async def flush_due(self) -> int:
         """Flush every group that is due, concurrently; return how many were flushed."""
+        self.owner.check()
         now = self.clock.now()
         due = self.due(now)
         if due:
@@ -184,4 +188,5 @@ class Dispatcher:
 
     def alerts(self) -> list[Alert]:
         """Every alert the dispatcher holds (firing, or resolved and not yet notified)."""
+        self.owner.check()
         return list(self._held.values())

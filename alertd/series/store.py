@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from alertd.models import LabelsKey, Sample, labels_key
+from alertd.owner import OwnerThread
 from alertd.series.selector import Selector
 
 SeriesKey = tuple[str, LabelsKey]
@@ -82,6 +83,7 @@ class SeriesStore:
     def __init__(
         self, *, retention: float = 3600.0, lookback: float = 300.0, drop_after: float | None = None
     ) -> None:
+        self.owner = OwnerThread("the series store")
         self.retention = retention
         self.lookback = lookback
         self.drop_after = retention if drop_after is None else drop_after
@@ -143,11 +145,13 @@ class SeriesStore:
 
     def add_many(self, samples: Iterable[Sample]) -> set[str]:
         """Store samples; returns the metric names that received at least one."""
+        self.owner.check()
         add = self.add
         return {s.name for s in samples if add(s)}
 
     def mark_stale(self, name: str, labels: Mapping[str, str], timestamp: float) -> None:
         """Record that the series disappeared at ``timestamp``; a later sample revives it."""
+        self.owner.check()
         s = self._series.get((name, labels_key(labels)))
         if s is not None:
             self._append_stale(s, timestamp)
@@ -273,6 +277,7 @@ class SeriesStore:
         The newest real sample of a live series is kept whatever its age, so that age() keeps working.
         Returns the number of series dropped.
         """
+        self.owner.check()
         cutoff = now - max(self.retention, self.lookback)
         dead_before = now - self.drop_after
         dropped = 0

@@ -16,10 +16,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from alertd.cli import main
-from alertd.daemon import build
+from alertd.daemon import Daemon, build
 from alertd.http.server import start_http_server
 from alertd.models import Sample
 from tests.helpers import OFFLINE
+from tests.loop_debug import debug_mode
 
 TOKEN = "cli-t0ken"
 RULES = """
@@ -72,7 +73,10 @@ class Served:
 
 
 class _ServerThread:
-    """Runs the daemon and its HTTP server in a thread with its own event loop until ``stop``."""
+    """Runs the daemon and its HTTP server in a thread with its own event loop, in asyncio's debug mode, until
+    ``stop``; ``stop`` fails if anything called the daemon from another thread. Callbacks are not timed here:
+    the client under test runs in the same process, and its imports hold the interpreter lock that the loop's
+    thread waits for."""
 
     def __init__(self, config: Path) -> None:
         self.config = config
@@ -81,12 +85,25 @@ class _ServerThread:
         self.url = ""
         self.error: BaseException | None = None
         self._stop: asyncio.Event | None = None
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._serve(),), daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.problems: list[str] = []
 
-    async def _serve(self) -> None:
+    def _run(self) -> None:
+        try:
+            daemon = build(str(self.config))  # before the loop runs, as ``alertd run`` does
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+            raise
+        with debug_mode(self.loop, timed=False) as seen:
+            try:
+                self.loop.run_until_complete(self._serve(daemon))
+            finally:
+                self.problems = seen.problems
+
+    async def _serve(self, daemon: Daemon) -> None:
         try:
             self._stop = asyncio.Event()
-            daemon = build(str(self.config))
             now = time.time()
             daemon.ingest([Sample("queue_depth", {"queue": "payments"}, 50.0, now),
                            Sample("queue_depth", {"queue": "emails"}, 12.5, now)])
@@ -118,6 +135,7 @@ class _ServerThread:
             self.loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(10)
         self.loop.close()
+        assert not self.problems, "the daemon's event loop was misused:\n" + "\n".join(self.problems)
 
 
 @pytest.fixture

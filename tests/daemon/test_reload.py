@@ -13,6 +13,8 @@ from alertd.daemon.reload import RELOAD_FAILED, FileWatcher, files_signature
 from alertd.models import AlertState, Sample
 from tests.helpers import OFFLINE
 
+pytestmark = pytest.mark.usefixtures("debug_loop")
+
 RULE = """
 [[groups]]
 name = "g"

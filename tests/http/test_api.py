@@ -53,7 +53,7 @@ group_by = ["alertname", "queue"]
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[Daemon, str]]:
+async def served(tmp_path: Path, debug_loop: object) -> AsyncIterator[tuple[Daemon, str]]:
     daemon = build(str(write(tmp_path)))
     now = time.time()
     daemon.ingest([
