@@ -27,7 +27,7 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     write(tmp_path / "rules" / "q.toml", """
         [[groups]]
         name = "fast"
-        interval = "0.05s"
+        interval = "0.1s"
         [[groups.rules]]
         name = "QueueDeep"
         select = "queue_depth"
