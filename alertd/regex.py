@@ -67,6 +67,9 @@ def _options() -> re2.Options:
     options = re2.Options()
     options.dot_nl = True  # (?s): "." matches "\n", as in Prometheus
     options.max_mem = _MAX_MEM
+    # Only whether the whole value matches is asked: without groups to report, RE2 answers from its DFA
+    # instead of a submatch engine, two to three times faster on a pattern like (.*.*)*!.
+    options.never_capture = True
     options.log_errors = False  # errors come back as RegexError, not as lines on stderr
     return options
 
