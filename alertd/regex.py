@@ -51,7 +51,7 @@ class Regex:
         hit = self._seen.get(value)
         if hit is None:
             # Bytes in: the binding then skips mapping offsets back to characters. surrogatepass keeps a
-            # lone surrogate (valid in JSON) from raising; it matches no character class, as in Go.
+            # lone surrogate (json.loads gives one for "\udc80") from raising.
             hit = self._fullmatch(value.encode("utf-8", "surrogatepass")) is not None
             seen = self._seen
             if len(seen) >= _MEMO_SIZE:
