@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from alertd.regex import RegexError, check_length, compile_regex
+
 MatchOp = Literal["=", "!=", "=~", "!~"]
 
 # Two-character operators first, so "=~" is not read as "=" followed by a value starting with "~".
@@ -32,11 +34,15 @@ _SIMPLE_ESCAPES = {
 _QUOTE_ESCAPES = {v: "\\" + k for k, v in _SIMPLE_ESCAPES.items()} | {'"': '\\"'}
 
 
-def _compile(label: str, pattern: str) -> re.Pattern[str]:
+def _regex_test(label: str, pattern: str) -> tuple[Callable[[str], bool], frozenset[str] | None]:
+    """Whether a value fully matches ``pattern`` (on RE2), and the values it matches if it is literals only."""
     try:
-        # DOTALL: Prometheus compiles label regexes as ^(?s:...)$, so "." also matches a newline.
-        return re.compile(pattern, re.DOTALL)
-    except Exception as exc:  # re raises re.error, OverflowError or RecursionError for odd patterns
+        check_length(pattern)
+        literals = _literal_alternatives(pattern)
+        if literals is not None:
+            return literals.__contains__, literals
+        return compile_regex(pattern).fullmatch, None
+    except RegexError as exc:
         raise ValueError(f"invalid regex for label {label!r}: {exc}") from None
 
 
@@ -71,15 +77,7 @@ class Matcher:
         elif self.op == "!=":
             test = self.value.__ne__
         elif self.op in ("=~", "!~"):
-            literals = _literal_alternatives(self.value)
-            if literals is not None:
-                hit: Callable[[str], bool] = literals.__contains__
-            else:
-                fullmatch = _compile(self.label, self.value).fullmatch
-
-                def hit(v: str) -> bool:
-                    return fullmatch(v) is not None
-
+            hit, literals = _regex_test(self.label, self.value)
             if self.op == "=~":
                 test = hit
             else:

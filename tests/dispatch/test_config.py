@@ -76,6 +76,19 @@ def test_mistakes(tmp_path: Path, change: str, expected: str) -> None:
     assert any(e.startswith(expected) or expected in e for e in errors), errors
 
 
+def test_alertd_check_names_a_route_regex_re2_refuses(tmp_path: Path) -> None:
+    write(tmp_path / "rules" / "r.toml", '[[rules]]\nname = "A"\nselect = "x"\ncondition = "value > 1"\n')
+    cfg = write(tmp_path / "alertd.toml", BASE + '\n[[route.routes]]\nmatchers = [\'team=~"(pay)\\\\1"\']\n'
+                'receiver = "oncall"\n')
+    result = CliRunner().invoke(main, ["check", "-c", str(cfg)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{cfg}:16: route.routes[1].matchers: invalid regex for label 'team': invalid escape sequence: \\1 "
+        "(RE2 syntax: no backreferences, lookarounds or \\Z) in 'team=~\"(pay)\\\\\\\\1\"'",
+        "1 problem(s) found",
+    ]
+
+
 def test_receivers_need_a_root_receiver(tmp_path: Path) -> None:
     errors = errors_of(tmp_path, '[receivers.console]\ntype = "console"\n')
     assert errors == ["alertd.toml: route: route.receiver is required: every alert that no child route takes goes there"]

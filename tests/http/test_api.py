@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -176,3 +177,82 @@ async def test_the_dashboard_escapes_what_comes_from_users_systems(served: tuple
     assert "queue payments holds 50.0" in page
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+# Python's re took 6.8 s for this regex against a 15-character value that it does not match.
+HOSTILE = "(.*.*)*!"
+SLOW_FOR_BACKTRACKING = "a" * 15
+MATCHED = "a" * 14 + "!"
+
+
+async def _add_queues(daemon: Daemon, *queues: str) -> None:
+    daemon.ingest([Sample("queue_depth", {"queue": q}, 50.0, time.time()) for q in queues])
+    daemon.evaluate_all()
+    assert daemon.pipeline is not None
+    await daemon.pipeline.tick()
+
+
+async def test_a_hostile_filter_regex_is_answered_at_once_and_right(served: tuple[Daemon, str]) -> None:
+    daemon, url = served
+    await _add_queues(daemon, SLOW_FOR_BACKTRACKING, MATCHED)
+    async with httpx.AsyncClient(base_url=url) as c:
+        started = time.perf_counter()
+        hit = await c.get("/api/v1/alerts", params={"filter": f'queue=~"{HOSTILE}"', "state": "firing"})
+        miss = await c.get("/api/v1/alerts", params={"filter": f'queue!~"{HOSTILE}"', "state": "firing"})
+        elapsed = time.perf_counter() - started
+    assert hit.status_code == 200 and miss.status_code == 200
+    assert [a["labels"]["queue"] for a in hit.json()["alerts"]] == [MATCHED]
+    assert sorted(a["labels"]["queue"] for a in miss.json()["alerts"]) == sorted(
+        ["payments", "<script>alert(1)</script>", SLOW_FOR_BACKTRACKING])
+    assert elapsed < 1.0, elapsed
+
+
+async def test_a_hostile_silence_leaves_later_requests_and_passes_unhurried(served: tuple[Daemon, str]) -> None:
+    daemon, url = served
+    assert daemon.pipeline is not None
+    await _add_queues(daemon, SLOW_FOR_BACKTRACKING, MATCHED)
+    # The server shares this event loop: a heartbeat on it shows how long any request held the loop.
+    gaps: list[float] = []
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async with httpx.AsyncClient(base_url=url, headers=auth()) as c:
+        created = await c.post("/api/v1/silences", json={"matchers": [f'queue=~"{HOSTILE}"'], "duration": "1h"})
+        assert created.status_code == 201, created.text
+        silence_id = created.json()["id"]
+        beating = asyncio.create_task(heartbeat())
+        try:
+            for _ in range(10):
+                listed = await c.get("/api/v1/alerts", params={"state": "firing"})
+                assert listed.status_code == 200
+                assert (await c.get("/")).status_code == 200
+                await daemon.pipeline.tick()
+        finally:
+            beating.cancel()
+    silenced = {a["labels"]["queue"]: a["silenced_by"] for a in listed.json()["alerts"]}
+    assert silenced == {MATCHED: [silence_id], SLOW_FOR_BACKTRACKING: [], "payments": [],
+                        "<script>alert(1)</script>": []}
+    assert gaps and max(gaps) < 0.5, max(gaps)
+
+
+async def test_a_regex_re2_cannot_take_is_a_400_that_says_why(served: tuple[Daemon, str]) -> None:
+    _, url = served
+    async with httpx.AsyncClient(base_url=url, headers=auth()) as c:
+        backreference = await c.get("/api/v1/alerts", params={"filter": 'queue=~"(a)\\\\1"'})
+        lookahead = await c.post("/api/v1/silences", json={"matchers": ['queue=~"(?=pay).*"'], "duration": "1h"})
+        too_long = await c.post("/api/v1/silences", json={"matchers": [f'queue=~"{"a" * 1001}"'], "duration": "1h"})
+        assert (await c.get("/api/v1/silences")).json()["silences"] == []
+    assert backreference.status_code == 400
+    assert backreference.json()["error"].startswith(
+        "filter: invalid regex for label 'queue': invalid escape sequence: \\1 (RE2 syntax: no backreferences")
+    assert lookahead.status_code == 400
+    assert lookahead.json()["error"].startswith(
+        "bad matcher: invalid regex for label 'queue': invalid perl operator: (?= (RE2 syntax: no backreferences, lookarounds")
+    assert too_long.status_code == 400
+    assert "regex of 1,001 characters: at most 1,000 are allowed" in too_long.json()["error"]

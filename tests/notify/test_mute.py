@@ -12,6 +12,7 @@ from alertd.models import Alert, AlertState
 from alertd.notify.inhibit import Inhibitor
 from alertd.notify.silence import SilenceError, Silences
 from alertd.notify.timewindow import TimeIntervals, TimeRange
+from alertd.state.base import Silence
 from alertd.testing import MemoryStateStore, VirtualClock, make_alert
 
 BROKER_RULE = {"source_matchers": ['alertname="CeleryBrokerDown"'],
@@ -145,3 +146,16 @@ def test_mute_and_active_intervals_say_why() -> None:
     assert intervals.mutes(["freeze"], [], monday) == ""
     xmas = datetime.datetime.fromisoformat("2026-12-01T08:30:00+00:00").timestamp()
     assert intervals.mutes(["freeze"], ["office"], xmas) == "inside mute time interval freeze"
+
+
+def test_a_stored_silence_re2_cannot_read_is_skipped_and_named(caplog: pytest.LogCaptureFixture) -> None:
+    # Written by an alertd that compiled regexes with Python's re, which took lookaheads.
+    store = MemoryStateStore()
+    store.silence_put(Silence("old", ('queue=~"(?!bulk).*"', 'team="x"'), 900.0, 2000.0, "alice", "", 900.0))
+    store.silence_put(Silence("new", ('queue=~"crit.*"',), 900.0, 2000.0, "alice", "", 900.0))
+    with caplog.at_level("ERROR"):
+        silences = Silences(store, VirtualClock(1000.0))
+    assert [s.id for s in silences.list()] == ["new"]
+    assert silences.silenced_by(make_alert(labels={"queue": "critical", "team": "x"}), 1000.0) == "new"
+    assert any("silence old has matchers this alertd cannot read" in r.getMessage()
+               and "invalid perl operator: (?!" in r.getMessage() for r in caplog.records), caplog.text
