@@ -187,15 +187,18 @@ class Daemon:
         return self._evaluate(group.rules, group.name)
 
     def evaluate_all(self) -> Evaluation:
-        return self._evaluate(self.engine.rules.rules, "all")
+        return self._evaluate(self.engine.rules.rules, "all", every_rule=True)
 
-    def _evaluate(self, rules: Sequence[CompiledRule], label: str) -> Evaluation:
+    def _evaluate(self, rules: Sequence[CompiledRule], label: str, *, every_rule: bool = False) -> Evaluation:
         started = time.perf_counter()
         result = self.engine.evaluate(self.clock.now(), rules)
         self.counters.evaluations += 1
         self.counters.transitions += len(result.transitions)
         if self.pipeline is not None:
-            self.pipeline.put(self.notifiable_alerts(self.pipeline), complete=True)
+            if every_rule:
+                self.pipeline.put(self.notifiable_alerts(self.pipeline), complete=True)
+            else:  # only what these rules decide: an event must not cost a pass over every firing alert
+                self.pipeline.put(self._alerts_of(rules, internal=label != "events"))
         self.metrics.evaluation_duration.labels(label).observe(time.perf_counter() - started)
         self.last_evaluation_at = time.time()
         self.metrics.last_evaluation.set(self.last_evaluation_at)
@@ -205,6 +208,12 @@ class Daemon:
         """Every firing and resolved alert, and alertd's own (a reload that failed, a template, an endpoint)."""
         records = self.engine.alerts([AlertState.FIRING, AlertState.RESOLVED])
         return [*(self.engine.to_alert(r) for r in records), *self.internal_alerts()]
+
+    def _alerts_of(self, rules: Sequence[CompiledRule], *, internal: bool) -> list[Alert]:
+        """The firing and resolved alerts of ``rules`` (and alertd's own when ``internal``)."""
+        ids = {rule.id for rule in rules}
+        records = [r for r in self.engine.alerts([AlertState.FIRING, AlertState.RESOLVED]) if r.rule in ids]
+        return [*(self.engine.to_alert(r) for r in records), *(self.internal_alerts() if internal else ())]
 
     def internal_alerts(self) -> list[Alert]:
         """alertd's own alerts, firing or resolved: the daemon's and the pipeline's."""
