@@ -135,3 +135,45 @@ def start_worker(
         raise
     worker.ready_after = time.monotonic() - started
     return worker
+
+
+@dataclass
+class CeleryBeat:
+    """A ``celery beat`` process (the default PersistentScheduler, its schedule file in a test folder)."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def sends(self) -> int:
+        """How many tasks beat has sent so far, from its log."""
+        return self.log().count("Sending due task")
+
+    def pause(self) -> None:
+        """SIGSTOP: beat is frozen with its broker connection open, as a hung process would be."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+def start_beat(broker_url: str, queue: str, workdir: Path) -> CeleryBeat:
+    """Start ``celery beat`` for ``tests.celeryapp.beat`` (entries sent to ``queue``), schedule file in ``workdir``."""
+    env = dict(os.environ)
+    env["ALERTD_TEST_BROKER_URL"] = broker_url
+    env["ALERTD_TEST_BEAT_QUEUE"] = queue
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    log_path = workdir / "beat.log"
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "tests.celeryapp.beat", "beat",
+        f"--schedule={workdir / 'celerybeat-schedule'}", f"--pidfile={workdir / 'beat.pid'}", "--loglevel=INFO",
+    ]
+    with open(log_path, "wb") as logfile:
+        process = subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return CeleryBeat(process, log_path)

@@ -23,8 +23,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alertd.alerts.engine import Evaluation, RuleEngine
 from alertd.clock import Clock, SystemClock
 from alertd.collectors.base import CollectorRunner
+from alertd.collectors.beat.tracker import beat_tracker_for
 from alertd.collectors.collect import build_collectors, make_context
 from alertd.collectors.events.consumer import EventConsumer
+from alertd.collectors.events.translate import EventTranslator
 from alertd.config import LoadedConfig
 from alertd.daemon.metrics import DaemonMetrics
 from alertd.daemon.reload import RELOAD_FAILED, Candidate, ReloadResult, build_candidate
@@ -46,7 +48,7 @@ log = logging.getLogger("alertd")
 # The parts of the configuration each part of the daemon is built from: a reload rebuilds a part only when
 # one of its sections changed.
 _PIPELINE_SECTIONS = ("receivers", "route", "inhibit_rules", "time_intervals", "escalation_policies", "notify")
-_COLLECTOR_SECTIONS = ("celery", "collectors", "events")
+_COLLECTOR_SECTIONS = ("celery", "collectors", "events", "beat")
 _RESTART_SECTIONS = ("state", "http", "reload", "deadman")  # what a reload cannot change in a running process
 
 
@@ -116,7 +118,17 @@ class Daemon:
         self.runners = {c.name: CollectorRunner(c) for c in build_collectors(loaded, self.context)}
         self.events: EventConsumer | None = None
         if loaded.config.events.enabled:
-            self.events = EventConsumer(loaded.config.events, self.context, self.wake, observe=self._observe_event)
+            events = loaded.config.events
+            translator = EventTranslator(
+                heartbeat_multiplier=events.heartbeat_multiplier,
+                forget_after=events.forget_after,
+                max_task_names=events.max_task_names,
+                stream_up=False,
+                beat=beat_tracker_for(self.context.celery_app, loaded.config.beat, self.clock.now()),
+            )
+            self.events = EventConsumer(
+                events, self.context, self.wake, translator=translator, observe=self._observe_event
+            )
             # Broadcasts stop waiting as soon as every worker the event stream knows has answered.
             for runner in self.runners.values():
                 if hasattr(runner.collector, "known_workers"):

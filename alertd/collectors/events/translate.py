@@ -7,9 +7,12 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alertd.models import LabelsKey, Sample, labels_key
+
+if TYPE_CHECKING:
+    from alertd.collectors.beat.tracker import BeatTracker
 
 UNKNOWN = "unknown"
 
@@ -86,6 +89,7 @@ class EventTranslator:
         forget_after: float = 3600.0,
         max_task_names: int = 10_000,
         stream_up: bool = True,
+        beat: BeatTracker | None = None,
     ) -> None:
         self.heartbeat_multiplier = heartbeat_multiplier
         self.forget_after = forget_after
@@ -93,6 +97,8 @@ class EventTranslator:
         self.workers: dict[str, WorkerState] = {}
         self.events_received = 0
         self.stream_up = stream_up
+        # The runs of beat's schedule entries, when the app has any (see alertd.collectors.beat).
+        self.beat = beat
         # Only task-received carries the task name: remember it by uuid, in bounded memory.
         self._task_names: OrderedDict[str, str] = OrderedDict()
         self._counters: dict[tuple[str, LabelsKey], float] = {}
@@ -123,9 +129,12 @@ class EventTranslator:
         if kind == "task-received" and name and uuid:
             self._remember(uuid, str(name))
         self._seen_alive(event, at)
+        beat: list[Sample] = []
+        if self.beat is not None:
+            beat = self.beat.task_event(kind, uuid, str(name) if name else None, event, at)
         counter = _COUNTERS.get(kind)
         if counter is None:
-            return []
+            return beat
         if not name:
             name = self._task_names.get(uuid, UNKNOWN)
         if kind in ("task-failed", "task-succeeded"):
@@ -137,7 +146,7 @@ class EventTranslator:
         if kind == "task-failed":
             when = at if math.isnan(sent) else sent
             out.append(Sample("celery_task_last_failure_timestamp_seconds", labels, when, at))
-        return out
+        return [*beat, *out]
 
     def _remember(self, uuid: str, name: str) -> None:
         names = self._task_names
@@ -215,6 +224,8 @@ class EventTranslator:
                 continue
             out.extend(self._worker_samples(worker, now))
         out.append(self._online(now))
+        if self.beat is not None:
+            out.extend(self.beat.tick(now))
         return out
 
     def set_stream_up(self, up: bool, now: float) -> list[Sample]:
