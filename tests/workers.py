@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,20 @@ class CeleryBeat:
         """How many tasks beat has sent so far, from its log."""
         return self.log().count("Sending due task")
 
+    def last_send(self) -> float | None:
+        """When beat last sent a task (seconds since the epoch), from the time stamp of its log line."""
+        lines = [line for line in self.log().splitlines() if "Sending due task" in line]
+        if not lines:
+            return None
+        stamp = lines[-1][1:].split(": ", 1)[0]  # "[2026-03-10 12:00:01,234: INFO/MainProcess] ..."
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
     def pause(self) -> None:
         """SIGSTOP: beat is frozen with its broker connection open, as a hung process would be."""
         os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):

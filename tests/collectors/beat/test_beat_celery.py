@@ -155,4 +155,6 @@ def test_beat_frozen_pages_missed_and_down_within_the_grace(
         assert down_after < 1 + 1 + 1 + 1
         pages = tmp_path / "pages.log"
         wait_until(lambda: pages.exists() and "PeriodicTaskMissed" in pages.read_text(), timeout=10, what="the page")
-        assert f"Periodic task {EVERY_SECOND} (tasks.payment.charge) did not start" in pages.read_text()
+        page = pages.read_text()
+        print(page)
+        assert f"Periodic task {EVERY_SECOND} (tasks.payment.charge) did not start" in page
