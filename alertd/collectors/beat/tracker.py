@@ -16,7 +16,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alertd.collectors.beat.schedules import BeatEntry, next_due, read_beat_schedule
@@ -40,10 +40,10 @@ class _EntryState:
     last_delay: float | None = None
     last_failed: bool | None = None
     consecutive_failures: int = 0
+    labels: dict[str, str] = field(init=False)
 
-    @property
-    def labels(self) -> dict[str, str]:
-        return {"entry": self.entry.name, "task": self.entry.task}
+    def __post_init__(self) -> None:
+        self.labels = {"entry": self.entry.name, "task": self.entry.task}
 
 
 @dataclass
