@@ -90,7 +90,11 @@ def read_beat_schedule(
     entries: list[BeatEntry] = []
     problems: list[ScheduleProblem] = []
     overflow = 0
-    for name, spec in raw.items():
+    try:
+        items = list(raw.items())
+    except Exception as exc:  # a mapping of the user's own making
+        return [], [ScheduleProblem("*", f"beat_schedule cannot be read: {type(exc).__name__}: {exc}")], 0
+    for name, spec in items:
         entry, problem = _read_entry(app, str(name), spec, now)
         if problem is not None:
             problems.append(problem)

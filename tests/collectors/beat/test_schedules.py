@@ -111,6 +111,19 @@ def test_a_beat_schedule_that_is_not_a_mapping_is_a_problem() -> None:
     assert problems and "must be a mapping" in problems[0].message
 
 
+class Unreadable(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise RuntimeError("lazy settings failed")
+
+
+def test_a_beat_schedule_that_cannot_be_read_is_a_problem() -> None:
+    app = app_with({})
+    app.conf.beat_schedule = Unreadable(a={"task": "t", "schedule": 5})
+    entries, problems, _ = read_beat_schedule(app, 0.0)
+    assert entries == []
+    assert problems[0].message == "beat_schedule cannot be read: RuntimeError: lazy settings failed"
+
+
 def test_entries_beyond_the_cap_are_counted_not_kept() -> None:
     app = app_with({f"e{i}": {"task": "t", "schedule": 60} for i in range(25)})
     entries, problems, overflow = read_beat_schedule(app, 0.0, max_entries=10)
