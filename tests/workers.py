@@ -1,4 +1,4 @@
-"""Real Celery workers for integration tests: prefork subprocesses of ``tests.celeryapp.tasks``, started and waited for.
+"""Real Celery workers and celery beat for integration tests: subprocesses of ``tests.celeryapp``, started and waited for.
 
 ``start_worker`` returns once the worker answers a ping (no fixed sleep); ``stop()`` is a graceful SIGTERM
 (the worker sends worker-offline), ``kill()`` a SIGKILL of the whole process group, pool children included

@@ -76,7 +76,6 @@ class BeatTracker:
         self.invalid = invalid
         self.max_runs = max_runs
         self.last_sent = now
-        self.evaluation_errors = 0
         self._states: list[_EntryState] = []
         self._by_task: dict[str, list[_EntryState]] = {}
         for entry in entries:
@@ -87,10 +86,6 @@ class BeatTracker:
         # Runs received and not yet ended, by task id: bounded, the oldest forgotten first.
         self._runs: OrderedDict[str, _Run] = OrderedDict()
         self._refreshed = -math.inf
-
-    @property
-    def tasks(self) -> set[str]:
-        return set(self._by_task)
 
     # -- events -------------------------------------------------------------------------------------------
 
@@ -149,7 +144,6 @@ class BeatTracker:
                 state.due = next_due(state.entry.schedule, state.base)
                 state.period = next_due(state.entry.schedule, state.due) - state.due
             except Exception as exc:  # checked at load; a schedule that fails later keeps its last period
-                self.evaluation_errors += 1
                 log.warning("beat entry %s: cannot compute its next due time: %s", state.entry.name, exc)
                 state.due = state.base + state.period
         return self._entry_samples(state, at)
