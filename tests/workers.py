@@ -1,4 +1,4 @@
-"""Real Celery workers for integration tests: prefork subprocesses of ``tests.celeryapp.tasks``, started and waited for.
+"""Real Celery workers and celery beat for integration tests: subprocesses of ``tests.celeryapp``, started and waited for.
 
 ``start_worker`` returns once the worker answers a ping (no fixed sleep); ``stop()`` is a graceful SIGTERM
 (the worker sends worker-offline), ``kill()`` a SIGKILL of the whole process group, pool children included
@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,56 @@ def start_worker(
         raise
     worker.ready_after = time.monotonic() - started
     return worker
+
+
+@dataclass
+class CeleryBeat:
+    """A ``celery beat`` process (the default PersistentScheduler, its schedule file in a test folder)."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def sends(self) -> int:
+        """How many tasks beat has sent so far, from its log."""
+        return self.log().count("Sending due task")
+
+    def last_send(self) -> float | None:
+        """When beat last sent a task (seconds since the epoch), from the time stamp of its log line."""
+        lines = [line for line in self.log().splitlines() if "Sending due task" in line]
+        if not lines:
+            return None
+        stamp = lines[-1][1:].split(": ", 1)[0]  # "[2026-03-10 12:00:01,234: INFO/MainProcess] ..."
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+    def pause(self) -> None:
+        """SIGSTOP: beat is frozen with its broker connection open, as a hung process would be."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+def start_beat(broker_url: str, queue: str, workdir: Path) -> CeleryBeat:
+    """Start ``celery beat`` for ``tests.celeryapp.beat`` (entries sent to ``queue``), schedule file in ``workdir``."""
+    env = dict(os.environ)
+    env["ALERTD_TEST_BROKER_URL"] = broker_url
+    env["ALERTD_TEST_BEAT_QUEUE"] = queue
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    log_path = workdir / "beat.log"
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "tests.celeryapp.beat", "beat",
+        f"--schedule={workdir / 'celerybeat-schedule'}", f"--pidfile={workdir / 'beat.pid'}", "--loglevel=INFO",
+    ]
+    with open(log_path, "wb") as logfile:
+        process = subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return CeleryBeat(process, log_path)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from alertd.collectors.beat.settings import BeatSettings
 from alertd.collectors.events.settings import EventSettings
 from alertd.config.secrets import SECRET
 from alertd.dispatch.config import (
@@ -134,6 +135,7 @@ class Config(_Section):
     celery: CelerySettings = Field(default_factory=CelerySettings)
     collectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     events: EventSettings = Field(default_factory=EventSettings)
+    beat: BeatSettings = Field(default_factory=BeatSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)

@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alertd.alerts.engine import Evaluation, RuleEngine
 from alertd.clock import Clock, SystemClock
 from alertd.collectors.base import CollectorRunner
+from alertd.collectors.beat.tracker import beat_tracker_for
 from alertd.collectors.collect import build_collectors, make_context
 from alertd.collectors.events.consumer import EventConsumer
 from alertd.collectors.events.metrics import EventStreamMetrics
@@ -49,7 +50,7 @@ log = logging.getLogger("alertd")
 # The parts of the configuration each part of the daemon is built from: a reload rebuilds a part only when
 # one of its sections changed.
 _PIPELINE_SECTIONS = ("receivers", "route", "inhibit_rules", "time_intervals", "escalation_policies", "notify")
-_COLLECTOR_SECTIONS = ("celery", "collectors", "events")
+_COLLECTOR_SECTIONS = ("celery", "collectors", "events", "beat")
 _RESTART_SECTIONS = ("state", "http", "reload", "deadman")  # what a reload cannot change in a running process
 
 
@@ -120,8 +121,11 @@ class Daemon:
         self.runners = {c.name: CollectorRunner(c) for c in build_collectors(loaded, self.context)}
         self.events: EventConsumer | None = None
         if loaded.config.events.enabled:
-            self.events = EventConsumer(loaded.config.events, self.context, self.wake, observe=self._observe_event,
-                                        metrics=self.event_metrics, internal=self.internal)
+            self.events = EventConsumer(
+                loaded.config.events, self.context, self.wake, observe=self._observe_event,
+                metrics=self.event_metrics, internal=self.internal,
+                beat=beat_tracker_for(self.context.celery_app, loaded.config.beat, self.clock.now()),
+            )
             # Broadcasts stop waiting as soon as every worker the event stream knows has answered.
             for runner in self.runners.values():
                 if hasattr(runner.collector, "known_workers"):

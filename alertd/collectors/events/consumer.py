@@ -33,6 +33,7 @@ from alertd.config.secrets import redact_url
 from alertd.models import Sample
 
 if TYPE_CHECKING:
+    from alertd.collectors.beat.tracker import BeatTracker
     from alertd.notify import InternalAlerts
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class EventConsumer:
         context: CollectorContext,
         sink: Sink,
         *,
-        translator: EventTranslator | None = None,
+        beat: BeatTracker | None = None,
         observe: Callable[[dict[str, Any]], None] | None = None,
         metrics: EventStreamMetrics | None = None,
         internal: InternalAlerts | None = None,
@@ -76,13 +77,14 @@ class EventConsumer:
         self.observe = observe  # sees each event on the loop before it is translated (the daemon's metrics)
         self.metrics = metrics or EventStreamMetrics()
         self.internal = internal  # where the label overflow alert fires, when the daemon has one
-        self.translator = translator or EventTranslator(
+        self.translator = EventTranslator(
             heartbeat_multiplier=settings.heartbeat_multiplier,
             forget_after=settings.forget_after,
             max_task_names=settings.max_task_names,
             max_label_values=settings.max_label_values,
             label_idle_after=settings.label_idle_after,
             stream_up=False,
+            beat=beat,  # periodic tasks' runs, when the app's beat schedule is watched
         )
         self.translator.on_overflow = self._overflowed
         self._overflowing: set[str] = set()

@@ -7,10 +7,13 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alertd.collectors.events.labels import LabelCap
 from alertd.models import LabelsKey, Sample, labels_key
+
+if TYPE_CHECKING:
+    from alertd.collectors.beat.tracker import BeatTracker
 
 UNKNOWN = "unknown"
 
@@ -98,6 +101,7 @@ class EventTranslator:
         label_idle_after: float = 3600.0,
         on_overflow: Callable[[str], None] | None = None,
         stream_up: bool = True,
+        beat: BeatTracker | None = None,
     ) -> None:
         self.heartbeat_multiplier = heartbeat_multiplier
         self.forget_after = forget_after
@@ -112,6 +116,8 @@ class EventTranslator:
         self.workers: dict[str, WorkerState] = {}
         self.events_received = 0
         self.stream_up = stream_up
+        # The runs of beat's schedule entries, when the app has any (see alertd.collectors.beat).
+        self.beat = beat
         # Only task-received carries the task name: remember it by uuid, in bounded memory.
         self._task_names: OrderedDict[str, str] = OrderedDict()
         self._counters: dict[tuple[str, LabelsKey], float] = {}
@@ -143,9 +149,12 @@ class EventTranslator:
         if kind == "task-received" and name and uuid:
             self._remember(uuid, str(name))
         self._seen_alive(event, at)
+        beat: list[Sample] = []
+        if self.beat is not None:
+            beat = self.beat.task_event(kind, uuid, str(name) if name else None, event, at)
         counter = _COUNTERS.get(kind)
         if counter is None:
-            return []
+            return beat
         if not name:
             name = self._task_names.get(uuid, UNKNOWN)
         if kind in ("task-failed", "task-succeeded"):
@@ -158,7 +167,7 @@ class EventTranslator:
         if kind == "task-failed":
             when = at if math.isnan(sent) else sent
             out.append(Sample("celery_task_last_failure_timestamp_seconds", labels, when, at))
-        return out
+        return [*beat, *out]
 
     def _remember(self, uuid: str, name: str) -> None:
         names = self._task_names
@@ -241,6 +250,8 @@ class EventTranslator:
                 continue
             out.extend(self._worker_samples(worker, now))
         out.append(self._online(now))
+        if self.beat is not None:
+            out.extend(self.beat.tick(now))
         return out
 
     def _overflowed(self, label: str) -> None:
