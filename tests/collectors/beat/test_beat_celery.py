@@ -18,10 +18,10 @@ import pytest
 
 from alertd.collectors.base import CollectorContext
 from alertd.collectors.beat import BeatSettings, beat_tracker_for
-from alertd.collectors.events import EventConsumer, EventSettings, EventTranslator
+from alertd.collectors.events import EventConsumer, EventSettings
 from tests.alertd_process import AlertdProcess
 from tests.celeryapp.beat import EVERY_SECOND, make_beat_app
-from tests.collectors.events.test_consumer import Recorder
+from tests.collectors.events.consumer_thread import Recorder
 from tests.services import RedisServer, wait_until
 from tests.test_daemon import firing
 from tests.workers import CeleryBeat, CeleryWorker, start_beat
@@ -61,7 +61,7 @@ def test_an_entry_every_second_is_tracked_run_by_run(
     sink = Recorder()
     consumer = EventConsumer(
         EventSettings(tick_interval=0.2), CollectorContext(broker_url=worker.broker_url, celery_app=app), sink,
-        translator=EventTranslator(stream_up=False, beat=tracker),
+        beat=tracker,
     )
     thread = threading.Thread(target=lambda: asyncio.run(consumer.run()), daemon=True)
     thread.start()
