@@ -1,4 +1,8 @@
-"""A configuration path in, every problem in it and its rule files out (``alertd check``)."""
+"""A configuration path in, every problem in it and its rule files out (``alertd check``).
+
+Every rule and receiver template is rendered on sample data under the configured ``[templates]`` budget: a
+template that fails or would pass its budget is one error naming the file, the rule or receiver, and the field.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,13 @@ from dataclasses import dataclass, field
 
 from alertd.config import LoadedConfig, load_config
 from alertd.errors import ConfigError, ConfigErrors
+from alertd.models import Alert, AlertState, fingerprint
+from alertd.notifiers.base import Notification
+from alertd.notifiers.templates import template_context
 from alertd.plugins import make_plugin_manager
 from alertd.rules.load import RuleSet, load_rules
-from alertd.templating.env import make_environment
+from alertd.sources import load_document
+from alertd.templating.env import BoundedEnvironment, make_environment, render_bounded
 
 
 @dataclass
@@ -35,6 +43,8 @@ def check(config_path: str) -> CheckReport:
     except ConfigError as exc:
         report.errors.extend(_flatten(exc))
         return report
+    env = make_environment(pm, report.config.config.templates.budget())
+    report.errors.extend(receiver_template_errors(report.config, env))
     files = report.config.rule_files
     if not files:
         report.errors.append(
@@ -42,9 +52,44 @@ def check(config_path: str) -> CheckReport:
         )
         return report
     try:
-        report.rules = load_rules(
-            files, make_environment(pm), default_interval=report.config.config.evaluation_interval
-        )
+        report.rules = load_rules(files, env, default_interval=report.config.config.evaluation_interval)
     except ConfigError as exc:
         report.errors.extend(_flatten(exc))
     return report
+
+
+def sample_notification(receiver: str, external_url: str) -> Notification:
+    """One firing alert with the labels and annotations most rules give, for rendering a receiver's templates."""
+    labels = {"alertname": "SampleAlert", "severity": "page", "queue": "<queue>", "task_name": "<task_name>"}
+    alert = Alert(
+        fingerprint("alertd/check", labels), "alertd/check", labels,
+        {"summary": "<summary>", "description": "<description>", "runbook_url": "<runbook_url>"},
+        AlertState.FIRING, 1.0, 0.0,
+    )
+    return Notification(
+        id="check", receiver=receiver, group_key=f"{{}}:check:{receiver}", group_labels={"alertname": "SampleAlert"},
+        alerts=(alert,), reason="first notification", created_at=0.0, external_url=external_url,
+    )
+
+
+def receiver_template_errors(loaded: LoadedConfig, env: BoundedEnvironment) -> list[ConfigError]:
+    """Each receiver's templates (the notifier's defaults and the receiver's own), rendered on a sample alert."""
+    errors: list[ConfigError] = []
+    doc = None
+    for name, settings in loaded.receiver_settings.items():
+        cls = loaded.notifier_types[loaded.config.receivers[name].type]
+        context = template_context(sample_notification(name, loaded.config.external_url))
+        for template, source in {**cls.templates, **settings.templates}.items():
+            try:
+                rendered = render_bounded(env.from_string(source), context, report=False)
+            except Exception as exc:  # a syntax error is reported by load_config already
+                problem = f"template fails on sample data: {type(exc).__name__}: {exc}"
+            else:
+                if rendered.breach is None:
+                    continue
+                problem = f"template fails on sample data: {rendered.breach.describe()}"
+            doc = doc or load_document(loaded.path)
+            loc = ("receivers", name, "templates", template)
+            errors.append(ConfigError(problem, file=loaded.path, line=doc.line_of(loc),
+                                      field=f"receivers.{name}.templates.{template}"))
+    return errors
