@@ -13,7 +13,7 @@ import builtins
 import logging
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 from jinja2 import Environment, StrictUndefined, Template, TemplateError, nodes
@@ -172,17 +172,17 @@ def render_bounded(template: Template, context: Mapping[str, Any], *, report: bo
     meter = Meter(budget)
     token = current_meter.set(meter)
     parts: list[str] = []
-    size = 0
-    stream = template.generate(context)
-    assert isinstance(stream, Generator)
+    room = budget.output
+    stream = cast(Generator[str, None, None], template.root_render_func(template.new_context(dict(context))))
     try:
         for chunk in stream:
-            size += len(chunk)
-            if size > budget.output:
-                parts.append(chunk[: budget.output - size])
+            room -= len(chunk)
+            if room < 0:
+                parts.append(chunk[:room])
                 raise BudgetExceeded("output size", f"more than {budget.output} characters")
             parts.append(chunk)
-            meter.check_time()
+            if not len(parts) & 63:
+                meter.check_time()
     except BudgetExceeded as exc:
         stream.close()
         parts.append(MARKER.format(limit=exc.limit))
@@ -190,6 +190,9 @@ def render_bounded(template: Template, context: Mapping[str, Any], *, report: bo
         if report and isinstance(env, BoundedEnvironment):
             env.report(breach)
         return Rendered("".join(parts), breach)
+    except Exception:
+        stream.close()
+        env.handle_exception()  # re-raises with the template's lines in the traceback, as render() does
     finally:
         current_meter.reset(token)
     return Rendered("".join(parts))

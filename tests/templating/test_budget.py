@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from typing import Any
 
@@ -91,6 +92,15 @@ def test_a_busy_loop_stops_at_the_deadline() -> None:
     env = make_environment(budget=Budget(time=0.05, iterations=10**9))
     result, _ = measured("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}", env)
     assert result.breach is not None and result.breach.limit == "time"
+
+
+def test_a_rendering_kept_waiting_is_not_cut_short() -> None:
+    # A filter that blocks without computing stands for a machine too busy to run the rendering for a while.
+    env = make_environment(budget=Budget(time=0.02))
+    env.filters["held_up"] = lambda value: time.sleep(0.1) or value
+    result = render_bounded(env.from_string("{{ 1 | held_up }}{% for i in range(3000) %}.{% endfor %}"), {})
+    assert result.breach is None
+    assert result.text == "1" + "." * 3000
 
 
 def test_the_breach_is_reported_to_the_environment(caplog: pytest.LogCaptureFixture) -> None:
