@@ -7,6 +7,7 @@ template that fails or would pass its budget is one error naming the file, the r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from alertd.config import LoadedConfig, load_config
 from alertd.errors import ConfigError, ConfigErrors
@@ -16,7 +17,7 @@ from alertd.notifiers.templates import template_context
 from alertd.plugins import make_plugin_manager
 from alertd.rules.load import RuleSet, load_rules
 from alertd.sources import load_document
-from alertd.templating.env import BoundedEnvironment, make_environment, render_bounded
+from alertd.templating.env import BoundedEnvironment, PermissiveLabels, make_environment, render_bounded
 
 
 @dataclass
@@ -72,13 +73,24 @@ def sample_notification(receiver: str, external_url: str) -> Notification:
     )
 
 
+def permissive(context: dict[str, Any]) -> dict[str, Any]:
+    """The sample context with labels and annotations that have every name, as real alerts may."""
+    for key in ("group_labels", "common_labels", "common_annotations"):
+        context[key] = PermissiveLabels(context[key])
+    for key in ("alerts", "firing", "resolved"):
+        for alert in context[key]:
+            alert["labels"] = PermissiveLabels(alert["labels"])
+            alert["annotations"] = PermissiveLabels(alert["annotations"])
+    return context
+
+
 def receiver_template_errors(loaded: LoadedConfig, env: BoundedEnvironment) -> list[ConfigError]:
     """Each receiver's templates (the notifier's defaults and the receiver's own), rendered on a sample alert."""
     errors: list[ConfigError] = []
     doc = None
     for name, settings in loaded.receiver_settings.items():
         cls = loaded.notifier_types[loaded.config.receivers[name].type]
-        context = template_context(sample_notification(name, loaded.config.external_url))
+        context = permissive(template_context(sample_notification(name, loaded.config.external_url)))
         for template, source in {**cls.templates, **settings.templates}.items():
             try:
                 rendered = render_bounded(env.from_string(source), context, report=False)

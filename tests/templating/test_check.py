@@ -6,8 +6,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from alertd.check import check
+from alertd.check import check, permissive, sample_notification
 from alertd.cli import main
+from alertd.config.load import notifier_types
+from alertd.notifiers.templates import template_context
+from alertd.plugins import make_plugin_manager
+from alertd.templating.env import make_environment, render_bounded
 from tests.helpers import write
 
 RULE = """
@@ -69,6 +73,11 @@ def test_the_default_templates_of_every_receiver_pass(tmp_path: Path) -> None:
     assert check(str(setup(tmp_path))).ok
 
 
+def test_a_receiver_template_may_read_any_label(tmp_path: Path) -> None:
+    text = "{{ alerts[0].labels.team }} {{ common_annotations.dashboard }} {{ group_labels.cluster }}"
+    assert check(str(setup(tmp_path, text=text))).ok
+
+
 def test_the_configured_budget_is_the_one_checked(tmp_path: Path) -> None:
     summary = "{{ 'x' * 40 }}"
     assert check(str(setup(tmp_path, summary=summary))).ok
@@ -86,3 +95,15 @@ def test_check_command_exits_1_with_the_line(tmp_path: Path) -> None:
         f"{tmp_path / 'rules' / 'r.toml'}:8: Backlog: summary: template fails on sample data: "
         "template budget exceeded: loop iterations (range of 1000000000 numbers, more than 100000)"
     ]
+
+
+def test_every_installed_notifier_s_default_templates_render_on_the_sample() -> None:
+    pm = make_plugin_manager()
+    types = notifier_types(pm)
+    assert {"console", "slack", "pagerduty", "email", "webhook"} <= set(types)
+    env = make_environment(pm)
+    for name, cls in types.items():
+        context = permissive(template_context(sample_notification(name, "http://alertd.example")))
+        for template, source in cls.templates.items():
+            result = render_bounded(env.from_string(source), context)
+            assert result.breach is None and "SampleAlert" in result.text, (name, template, result.text)
