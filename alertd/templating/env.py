@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import pluggy
 from jinja2 import Environment, StrictUndefined, Template, TemplateError, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context, LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
@@ -55,10 +56,40 @@ class _LoopsAndJoins(NodeTransformer):
                           lineno=node.lineno)
 
 
+class BlockBuffer(list[str]):
+    """Where a macro, a ``{% set %}`` or a ``{% filter %}`` block collects its output: measured as it grows."""
+
+    __slots__ = ("budget", "room")
+
+    def __init__(self, budget: Budget) -> None:
+        super().__init__()
+        self.budget = budget
+        self.room = budget.output
+
+    def append(self, text: str) -> None:
+        self.room -= len(text)
+        if self.room < 0:
+            raise BudgetExceeded("output size", f"a block's output longer than {self.budget.output} characters")
+        super().append(text)
+
+    def extend(self, texts: Iterable[str]) -> None:
+        for text in texts:
+            self.append(text)
+
+
+class _BlockBuffers(CodeGenerator):
+    """Compiles the buffers of blocks and macros as ``BlockBuffer``s instead of plain lists."""
+
+    def buffer(self, frame: Frame) -> None:
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.block_buffer()")
+
+
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox with a budget: see the module's docstring."""
 
     intercepted_binops = frozenset({"*", "+", "%", "**"})
+    code_generator_class = _BlockBuffers
 
     def __init__(self, budget: Budget = DEFAULT_BUDGET, on_breach: Callable[[Breach], None] | None = None) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
@@ -119,6 +150,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         elif not isinstance(value, (int, float)):
             check_size(value, self.budget, "an output value")
         return value
+
+    def block_buffer(self) -> BlockBuffer:
+        return BlockBuffer(self.budget)
 
     def budget_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
         meter = current_meter.get() or Meter(self.budget)

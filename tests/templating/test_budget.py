@@ -64,6 +64,12 @@ HOSTILE = [
     ("recursive-loop",
      "{% for x in range(9) recursive %}{% if loop.depth < 4 %}{{ loop(range(99999)) }}{% endif %}{% endfor %}",
      "loop iterations"),
+    ("set-block", "{% set s = 'x' * 60000 %}{% set big %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endset %}"
+     "{{ big | length }}", "output size"),
+    ("macro-output", "{% macro m(s) %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endmacro %}"
+     "{{ m('x' * 60000) | length }}", "output size"),
+    ("filter-block", "{% filter upper %}{% for i in range(100000) %}{{ 'x' * 60000 }}{% endfor %}{% endfilter %}",
+     "output size"),
     ("long-output", "{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}", "output size"),
 ]
 
