@@ -20,7 +20,7 @@ from jinja2 import Environment, StrictUndefined, Template, TemplateError, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context, LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import Namespace, generate_lorem_ipsum
 from jinja2.visitor import NodeTransformer
 
 from alertd.templating.budget import (
@@ -54,6 +54,20 @@ class _LoopsAndJoins(NodeTransformer):
         node = self.generic_visit(node)  # type: ignore[assignment]
         return nodes.Call(nodes.EnvironmentAttribute("budget_concat"), list(node.nodes), [], None, None,
                           lineno=node.lineno)
+
+
+class BoundedNamespace(Namespace):
+    """``namespace()``: the one object a template can change, so what it holds is measured as it is set."""
+
+    def __init__(*args: Any, **kwargs: Any) -> None:  # Namespace's own signature: self is args[0]
+        meter = current_meter.get()
+        check_size((args[1:], kwargs), meter.budget if meter else DEFAULT_BUDGET, "a namespace")
+        Namespace.__init__(*args, **kwargs)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        meter = current_meter.get()
+        check_size(value, meter.budget if meter else DEFAULT_BUDGET, f"namespace attribute {name!r}")
+        super().__setitem__(name, value)
 
 
 class BlockBuffer(list[str]):
@@ -99,6 +113,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.template_class = BoundedTemplate
         self.globals["range"] = self._range
         self.globals["lipsum"] = self._lipsum
+        self.globals["namespace"] = BoundedNamespace
         self.filters.update(bounded_filters(self.filters, budget))
 
     # -- compiling --------------------------------------------------------------------------------------------

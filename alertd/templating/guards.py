@@ -48,10 +48,13 @@ def check_binop(op: str, left: Any, right: Any, budget: Budget) -> None:
         if isinstance(left, int) and isinstance(right, int):
             _check_bits(left.bit_length() + right.bit_length(), budget)
     elif op == "+":
-        if isinstance(left, _Sequence) and isinstance(right, _Sequence):
-            total = len(left) + len(right)
-            if total > _sequence_limit(left, budget):
-                raise BudgetExceeded("output size", f"a concatenation of {total} items")
+        if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
+            check_length(len(left) + len(right), budget, "a + concatenation")
+        elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+            if len(left) + len(right) > budget.iterations:
+                raise BudgetExceeded("loop iterations", f"a + concatenation of {len(left) + len(right)} items")
+            check_length(printed_size(left, budget.output) + printed_size(right, budget.output), budget,
+                         "a + concatenation")
     elif op == "**":
         if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
             _check_bits(left.bit_length() * min(right, budget.output * 8), budget)
@@ -100,6 +103,9 @@ def check_str_format(fmt: str, values: list[Any], budget: Budget) -> None:
 
 def check_method(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], budget: Budget) -> None:
     """Methods of strings, bytes and integers whose result can be much larger than their object."""
+    if obj is dict:
+        check_size((args, kwargs), budget, "dict()")
+        return
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
     if isinstance(owner, (str, bytes)):

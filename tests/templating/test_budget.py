@@ -70,6 +70,12 @@ HOSTILE = [
      "{{ m('x' * 60000) | length }}", "output size"),
     ("filter-block", "{% filter upper %}{% for i in range(100000) %}{{ 'x' * 60000 }}{% endfor %}{% endfilter %}",
      "output size"),
+    ("namespace-chain", "{% set ns = namespace(l=none) %}{% for i in range(100000) %}"
+     "{% set ns.l = (ns.l, 'x' * 60000 ~ i) %}{% endfor %}", "output size"),
+    ("list-growing-by-plus", "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}"
+     "{% set ns.l = ns.l + ['x' * 60000 ~ i] %}{% endfor %}", "output size"),
+    ("dict-growing", "{% set ns = namespace(d={}) %}{% for i in range(100000) %}"
+     "{% set ns.d = dict(ns.d, **{'k' ~ i: 'x' * 60000}) %}{% endfor %}", "output size"),
     ("long-output", "{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}", "output size"),
 ]
 
