@@ -1,7 +1,7 @@
 """What the template budget costs: the 1,000-rule evaluation benchmark with the bounded environment and with an
 unbounded sandbox (the environment alertd used before the budget), and one summary rendered alone.
 
-Run: .venv/bin/python bench/bench_template_budget.py [--quick]
+Run: .venv/bin/python bench/bench_template_budget.py [--quick] [--hostile (only the hostile payloads)]
 The two engines evaluate in turn, cycle after cycle, so that a busy machine weighs on both alike.
 """
 
@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import timeit
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ from jinja2 import StrictUndefined  # noqa: E402
 from jinja2.sandbox import SandboxedEnvironment  # noqa: E402
 
 from alertd.plugins import make_plugin_manager  # noqa: E402
-from alertd.templating.env import make_environment  # noqa: E402
+from alertd.templating.env import make_environment, render_bounded  # noqa: E402
 
 
 def unbounded() -> SandboxedEnvironment:
@@ -42,8 +43,38 @@ def render_cost(env: SandboxedEnvironment, n: int) -> float:
     return min(timer.repeat(number=n, repeat=5)) / n * 1e6
 
 
+HOSTILE = [
+    "{{ 'x' * 10**10 }}",
+    "{{ range(10**9) | list }}",
+    "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+    "{{ ('a' * 60000) | join('b' * 60000) }}",
+    "{{ lipsum(10**6) }}",
+    "{{ '%0999999999d' | format(1) }}",
+    "{{ '{:>999999999}'.format(1) }}",
+]
+
+
+def hostile() -> None:
+    """Each payload with the default budget: rendering time (compiled beforehand), peak traced memory, limit met."""
+    env = make_environment()
+    print(f"{'template':<82} {'ms':>6} {'peak KiB':>9}  limit")
+    for source in HOSTILE:
+        template = env.from_string(source)
+        t0 = time.perf_counter()
+        result = render_bounded(template, {}, report=False)
+        took = (time.perf_counter() - t0) * 1000
+        tracemalloc.start()
+        render_bounded(template, {}, report=False)
+        peak = tracemalloc.get_traced_memory()[1] / 1024
+        tracemalloc.stop()
+        print(f"{source:<82} {took:6.1f} {peak:9.0f}  {result.breach.limit if result.breach else '-'}")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
+    if "--hostile" in sys.argv:
+        hostile()
+        return
     cycles = 30 if quick else 200
     with tempfile.TemporaryDirectory() as d:
         engines = {"unbounded sandbox": build(1000, 10_000, Path(d), unbounded()),
@@ -73,6 +104,8 @@ def main() -> None:
     n = 20_000 if quick else 100_000
     plain, guarded = render_cost(unbounded(), n), render_cost(make_environment(), n)
     print(f"one summary, CPU: {plain:.1f} µs unbounded, {guarded:.1f} µs bounded ({(guarded - plain) / plain * 100:+.0f}%)")
+    print()
+    hostile()
 
 
 if __name__ == "__main__":
