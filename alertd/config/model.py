@@ -90,7 +90,7 @@ class DeadmanSettings(_Section):
 class TemplateSettings(_Section):
     """``[templates]``: what rendering one template (a rule's annotations, a receiver's message) may spend."""
 
-    time_limit: Duration = Field(0.1, gt=0, le=10, description="wall-clock time of one rendering")
+    time_limit: Duration = Field(0.1, gt=0, le=10, description="time of one rendering (then as much CPU time again)")
     max_iterations: int = Field(100_000, gt=0, le=10_000_000, description="loop iterations of one rendering")
     max_output: int = Field(
         65_536, gt=0, le=16 * 1024 * 1024,

@@ -41,7 +41,7 @@ from alertd.templating.guards import bounded_filters, check_binop, check_method,
 log = logging.getLogger("alertd.templating")
 
 
-class _LoopsAndJoins(NodeTransformer):
+class _LoopsAndConcats(NodeTransformer):
     """Routes every ``{% for %}`` iterable and every ``~`` through the environment, which counts and measures."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
@@ -120,7 +120,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
                   defer_init: bool = False) -> str:
-        return super()._generate(_LoopsAndJoins().visit(source), name, filename, defer_init)
+        return super()._generate(_LoopsAndConcats().visit(source), name, filename, defer_init)
 
     def from_string(self, source: str | nodes.Template, globals: MutableMapping[str, Any] | None = None,
                     template_class: type[Template] | None = None) -> Template:

@@ -119,7 +119,7 @@ def check_method(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], bud
         elif name == "replace" and len(args) >= 2:
             check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1), budget)
         elif name == "join" and args:
-            raise_if_join_too_long(owner, args[0], budget)
+            check_join(owner, args[0], budget)
         elif name == "translate" and args and isinstance(args[0], Mapping):
             longest = max((_count(v) for v in args[0].values()), default=1)
             check_length(len(owner) * max(longest, 1), budget, "translate()")
@@ -138,7 +138,7 @@ def check_replace(text: Any, old: Any, new: Any, count: Any, budget: Budget) -> 
     check_length(len(text) + found * (len(new) - len(old)), budget, "replace()")
 
 
-def raise_if_join_too_long(separator: Any, items: Any, budget: Budget) -> None:
+def check_join(separator: Any, items: Any, budget: Budget) -> None:
     """Only sized collections can be measured in place; a lazy iterable is measured by ``materialize``."""
     if isinstance(items, (str, bytes, list, tuple, set, frozenset)):
         size = printed_size(items, budget.output) + len(separator) * max(len(items) - 1, 0)
@@ -274,7 +274,7 @@ def bounded_filters(filters: Mapping[str, Filter], budget: Budget) -> dict[str, 
                 args[i] = materialize(map(getter, args[i]), budget, "the value of |join")
             kwargs.pop("attribute", None)
             del args[i + 2:]
-        raise_if_join_too_long(str(_arg(args, kwargs, i + 1, "d", "")), args[i], budget)
+        check_join(str(_arg(args, kwargs, i + 1, "d", "")), args[i], budget)
 
     def count_arg(position: int, name: str) -> Callable[[int, list[Any], dict[str, Any]], None]:
         def check(i: int, args: list[Any], kwargs: dict[str, Any]) -> None:
