@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,13 +65,13 @@ def rule_text(n_rules: int, n_tasks: int, n_queues: int) -> str:
     return "\n".join(out)
 
 
-def build(n_rules: int, n_series: int, workdir: Path) -> tuple[RuleEngine, float]:
+def build(n_rules: int, n_series: int, workdir: Path, env: Any = None) -> tuple[RuleEngine, float]:
     # Series: per task, failed and started counters for 5 worker processes; plus one depth per queue.
     n_queues = max(1, n_series // 10)
     n_tasks = max(1, (n_series - n_queues) // 10)
     path = workdir / f"rules-{n_rules}-{n_series}.toml"
     path.write_text(rule_text(n_rules, n_tasks, n_queues))
-    rules = load_rules([str(path)], make_environment())
+    rules = load_rules([str(path)], env if env is not None else make_environment())
     store = SeriesStore(retention=3600, lookback=300)
     now = SAMPLES * STEP
     for k in range(SAMPLES):
@@ -86,8 +87,8 @@ def build(n_rules: int, n_series: int, workdir: Path) -> tuple[RuleEngine, float
     return engine, now
 
 
-def measure(n_rules: int, n_series: int, cycles: int, workdir: Path) -> tuple[float, float, int, int]:
-    engine, now = build(n_rules, n_series, workdir)
+def measure(n_rules: int, n_series: int, cycles: int, workdir: Path, env: Any = None) -> tuple[float, float, int, int]:
+    engine, now = build(n_rules, n_series, workdir, env)
     engine.evaluate(now)  # warm up: first transitions, caches
     gc.collect()
     gc.freeze()  # the daemon freezes its long-lived objects too; a full collection is not part of a cycle

@@ -18,6 +18,7 @@ from alertd.dispatch.config import (
     TimeRangeConfig,
 )
 from alertd.durations import Duration, Interval
+from alertd.templating.budget import Budget
 
 
 class _Section(BaseModel):
@@ -124,6 +125,20 @@ class DeadmanSettings(_Section):
     )
 
 
+class TemplateSettings(_Section):
+    """``[templates]``: what rendering one template (a rule's annotations, a receiver's message) may spend."""
+
+    time_limit: Duration = Field(0.1, gt=0, le=10, description="time of one rendering (then as much CPU time again)")
+    max_iterations: int = Field(100_000, gt=0, le=10_000_000, description="loop iterations of one rendering")
+    max_output: int = Field(
+        65_536, gt=0, le=16 * 1024 * 1024,
+        description="characters of output of one rendering, and of any single value a template builds",
+    )
+
+    def budget(self) -> Budget:
+        return Budget(time=self.time_limit, iterations=self.max_iterations, output=self.max_output)
+
+
 class Config(_Section):
     """alertd.toml."""
 
@@ -140,6 +155,7 @@ class Config(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
     shutdown_grace: Duration = Field(10.0, description="time in-flight notifications get to finish at shutdown")
     # Notifications (docs/notifications.md): who is told, how alerts are grouped, muted and escalated.
     receivers: dict[str, ReceiverConfig] = Field(default_factory=dict)

@@ -138,7 +138,7 @@ class Daemon:
             return None
         return build_pipeline(
             cfg, make_notifiers(loaded, self.http, self.clock), self.state, self.clock,
-            env=make_environment(self.pm), metrics=self.notify_metrics,
+            env=make_environment(self.pm, cfg.templates.budget()), metrics=self.notify_metrics,
         )
 
     # -- the chain -------------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ class ReloadResult:
 def build_candidate(config_path: str, pm: pluggy.PluginManager) -> Candidate:
     """Load everything a reload would run; raises ConfigError listing every problem, before anything changes."""
     loaded = load_config(config_path, pm)
-    rules = load_rules(loaded.rule_files, make_environment(pm), default_interval=loaded.config.evaluation_interval)
+    env = make_environment(pm, loaded.config.templates.budget())
+    rules = load_rules(loaded.rule_files, env, default_interval=loaded.config.evaluation_interval)
     return Candidate(loaded, rules)
 
 

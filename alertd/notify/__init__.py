@@ -80,6 +80,10 @@ class NotifyMetrics:
         self.template_failures = Counter(
             "alertd_template_failures", "Templates that failed to render", ["receiver", "template"], registry=r,
         )
+        self.template_budget_exceeded = Counter(
+            "alertd_template_budget_exceeded", "Templates cut short by the [templates] budget",
+            ["receiver", "template", "limit"], registry=r,
+        )
         self.muted = Counter(
             "alertd_alerts_muted", "Alerts held back at a flush, by what muted them", ["by"], registry=r,
         )

@@ -2,7 +2,9 @@
 
 The receiver's ``templates`` replace the notifier's defaults of the same name. A template that fails at run
 time does not stop the page: its text becomes a short message saying which template failed and why, the
-failure is counted (``alertd_template_failures_total``) and raised as an internal alert.
+failure is counted (``alertd_template_failures_total``) and raised as an internal alert. A template past its
+``[templates]`` budget is sent cut short with a marker, counted (``alertd_template_budget_exceeded_total``) and
+raised as the AlertdTemplateBudgetExceeded internal alert.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from alertd.models import Alert
 from alertd.notifiers.base import Notification
 from alertd.notifiers.templates import template_context
 from alertd.notify import InternalAlerts, NotifyContext, NotifyMetrics, log
+from alertd.templating.budget import MARKER
+from alertd.templating.env import render_bounded
 
 TEMPLATE_FAILED = "AlertdTemplateFailed"
+TEMPLATE_BUDGET_EXCEEDED = "AlertdTemplateBudgetExceeded"
 ELLIPSIS = "…"
 
 
@@ -110,7 +115,7 @@ class RenderStage:
             try:
                 if isinstance(template, Exception):
                     raise template
-                text = template.render(context)
+                result = render_bounded(template, context)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 rendered[name] = minimal_message(notification, name, error)
@@ -122,8 +127,16 @@ class RenderStage:
                 )
                 continue
             self.internal.resolve(TEMPLATE_FAILED, labels, now)
-            if len(text) > self.max_length:
-                text = text[: self.max_length - 1] + ELLIPSIS
+            if result.breach is not None:
+                self.metrics.template_budget_exceeded.labels(notification.receiver, name, result.breach.limit).inc()
+                self.internal.fire(TEMPLATE_BUDGET_EXCEEDED, labels,
+                                   f"template {name} of receiver {notification.receiver}: {result.breach.describe()}", now)
+            else:
+                self.internal.resolve(TEMPLATE_BUDGET_EXCEEDED, labels, now)
+            text = result.text
+            if len(text) > self.max_length:  # keep the budget's marker, if any, at the end
+                marker = MARKER.format(limit=result.breach.limit) if result.breach is not None else ELLIPSIS
+                text = text[: self.max_length - len(marker)] + marker
             rendered[name] = text
         return replace(notification, rendered=rendered)
 

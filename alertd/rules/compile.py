@@ -129,6 +129,7 @@ def compile_rule(
             annotations[key] = env.from_string(source)
         except Exception as exc:  # jinja raises TemplateSyntaxError and friends
             raise RuleCompileError(_annotation_field(key), f"template does not compile: {exc}") from None
+        annotations[key].name = f"{file}: {spec.name}: {_annotation_field(key)}"  # named in logs and tracebacks
     static_labels = {**group.labels, **spec.labels, "alertname": spec.name, "severity": spec.severity}
     return CompiledRule(
         spec=spec,

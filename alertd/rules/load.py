@@ -16,7 +16,7 @@ from alertd.errors import ConfigError, ConfigErrors
 from alertd.rules.compile import Candidate, CompiledRule, RuleCompileError, compile_rule
 from alertd.rules.model import GroupSpec, RuleFileSpec, RuleSpec
 from alertd.sources import Document, get_path, load_document, validation_errors
-from alertd.templating.env import PermissiveLabels, expression_names
+from alertd.templating.env import PermissiveLabels, expression_names, render_bounded
 
 
 @dataclass
@@ -193,11 +193,14 @@ def check_rule(rule: CompiledRule, env: SandboxedEnvironment) -> list[tuple[str,
     except Exception as exc:
         problems.append(("condition", f"fails on sample data: {type(exc).__name__}: {exc}"))
     for key, template in rule.annotations.items():
+        field_name = key if key in ("summary", "description", "runbook_url") else f"annotations.{key}"
         try:
-            template.render(context)
+            rendered = render_bounded(template, context, report=False)
         except Exception as exc:
-            field_name = key if key in ("summary", "description", "runbook_url") else f"annotations.{key}"
             problems.append((field_name, f"template fails on sample data: {exc}"))
+            continue
+        if rendered.breach is not None:
+            problems.append((field_name, f"template fails on sample data: {rendered.breach.describe()}"))
     return problems
 
 
