@@ -304,13 +304,15 @@ def install(
 
 
 def uninstall(app: Any) -> None:
-    """Disconnect the signal handlers that ``install`` connected for ``app`` (a pusher that runs stops)."""
+    """Disconnect the signal handlers that ``install`` connected for ``app`` (a pusher that runs stops), and
+    stop stamping the publish time (``stop_stamping``: for the whole process)."""
     inst = getattr(app, "_alertd_instrumentation", None)
     if not isinstance(inst, Instrumentation):
         return
     for signal, uid in inst._connected:
         signal.disconnect(dispatch_uid=uid)
     inst._connected.clear()
+    stop_stamping()
     inst._stop.set()
     atexit.unregister(inst.stop)
     del app._alertd_instrumentation

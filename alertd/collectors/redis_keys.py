@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,21 +140,23 @@ class Tails:
 def read_tails(tails: list[Any], publish_time_header: str | None, *, limit: int = MAX_DECODED_BYTES) -> Tails:
     """The tails of a queue's lists, highest priority first, in: what ``Tails`` holds out.
 
-    Only the next message is decoded whole; another is decoded only if its text can hold a publish time, since a
-    backlog on every priority list would otherwise cost a JSON decode per list and collection.
+    Only the next message is decoded whole. Of the others only the publish time is wanted: a number after the
+    header's key is read where it stands, and the message is decoded only when the time is written otherwise
+    (a string, or the ``timestamp`` property), since a backlog on every priority list would otherwise cost a JSON
+    decode per list and collection.
     """
     out = Tails()
-    needles = [b'"timestamp"'] + ([json.dumps(publish_time_header).encode()] if publish_time_header else [])
+    key = json.dumps(publish_time_header).encode() + b":" if publish_time_header else None
     for raw in tails:
         if raw is None:
             continue
         data = raw if isinstance(raw, bytes) else str(raw).encode()
         if out.head is None:
             peek = out.head = peek_message(data, publish_time_header, limit=limit)
-        elif len(data) <= limit and not any(n in data for n in needles):
-            peek = Peek("", None, "missing")
-        else:
+        elif len(data) > limit:
             peek = peek_message(data, publish_time_header, limit=limit)
+        else:
+            peek = _quick_peek(data, key) or peek_message(data, publish_time_header, limit=limit)
         if peek.published is not None:
             out.published.append(peek.published)
         elif peek.stamp == "missing":
@@ -163,6 +166,29 @@ def read_tails(tails: list[Any], publish_time_header: str | None, *, limit: int 
         else:
             out.oversized += 1
     return out
+
+
+# A JSON number of sane length, then the end of its value. Anything else (a string, an object, a second key of the
+# same name) is left to the full decode.
+_NUMBER = re.compile(rb"\s*(-?[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,4})?)\s*[,}]")
+
+
+def _quick_peek(data: bytes, key: bytes | None) -> Peek | None:
+    """A message's publish time without decoding it: the number after the header's key, if that is how it is
+    written; "missing" when neither the header nor a ``timestamp`` property can be in it; else None (decode it).
+
+    In kombu's envelope the key can only appear unescaped as a key: inside the (string) body a quote is escaped.
+    """
+    at = data.find(key) if key is not None else -1
+    if key is None or at < 0:
+        return None if b'"timestamp"' in data else Peek("", None, "missing")
+    if data.find(key, at + 1) >= 0:
+        return None
+    found = _NUMBER.match(data, at + len(key))
+    if found is None:
+        return None
+    published = as_timestamp(json.loads(found.group(1)))
+    return Peek("", published, "ok" if published is not None else "invalid")
 
 
 def _mapping(value: Any) -> dict[str, Any]:

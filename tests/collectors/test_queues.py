@@ -184,6 +184,12 @@ def test_forged_and_huge_messages_are_counted_never_trusted() -> None:
     assert peek_message(huge, "sent", limit=3_000_000).published == 1700000000.0
     tails = read_tails([huge, message('"soon"'), b"not json", message("1700000000")], "sent")
     assert (tails.oversized, tails.invalid, tails.missing, tails.published) == (1, 1, 1, [1700000000.0])
+    # Behind the next message, a number is read where it stands; anything else is decoded, with the same result.
+    behind = [message("1700000000.5"), message("1e999"), message("1" * 5000), message('"2023-11-14T22:13:20"'),
+              message("-3"), b'{"body": "", "headers": {"sent": 1, "x": {"sent": 2}}}', b'{"headers": {}}']
+    quick = read_tails([b'{"headers": {}}', *behind], "sent")
+    assert sorted(quick.published) == [1.0, 1700000000.0, 1700000000.5]
+    assert (quick.invalid, quick.missing) == (2, 3)  # 1e999 and -3; the two without it, and 5000 digits (not JSON)
 
 
 # -- Redis -------------------------------------------------------------------------------------------------
