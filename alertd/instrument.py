@@ -10,6 +10,11 @@ Install it where the Celery app is created::
 
 and run the workers with ``-E`` so that alertd also gets the event stream (task failures page within a second).
 
+Queue age: where tasks are sent (web processes, beat, other services; ``install`` does it in workers) call
+``stamp_publish_time()`` once: every task message the process sends then carries its publish time in the header
+``alertd_published_at`` (seconds since the epoch), from which alertd's queues collector tells how long the
+oldest message of each queue has waited. It costs one ``time.time()`` and ~35 bytes per message.
+
 Every worker process keeps its own counters in a private registry and pushes them under its own grouping key
 (``job``, ``instance`` = the worker's node name, ``pid``): in the prefork pool each child pushes its group,
 and the parent pushes the failures it observes itself (hard time limits, lost children, terminated tasks).
@@ -218,6 +223,34 @@ class Instrumentation:
         self.stop()
 
 
+PUBLISH_TIME_HEADER = "alertd_published_at"
+_STAMP_UID = "alertd.instrument.stamp_publish_time"
+
+
+def _stamp(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # Set, not setdefault: a retry re-sends the request's headers, and its new message waits from now.
+    if headers is not None:
+        headers[PUBLISH_TIME_HEADER] = time.time()
+
+
+def stamp_publish_time() -> None:
+    """Put the publish time in the headers of every task message this process sends, from now on.
+
+    A ``before_task_publish`` handler, so it covers every app of the process and every way of sending
+    (``delay``, ``apply_async``, ``send_task``, canvas, beat, retries). Calling it again does nothing.
+    """
+    from celery import signals
+
+    signals.before_task_publish.connect(_stamp, weak=False, dispatch_uid=_STAMP_UID)
+
+
+def stop_stamping() -> None:
+    """Undo ``stamp_publish_time``."""
+    from celery import signals
+
+    signals.before_task_publish.disconnect(dispatch_uid=_STAMP_UID)
+
+
 def _task_name(task: Any) -> str:
     return str(getattr(task, "name", None) or "unknown")
 
@@ -235,7 +268,8 @@ def install(
     """Count tasks of ``app`` by Celery signals and push them to ``pushgateway_url`` from every worker process.
 
     Pushing starts in worker processes only (``worker_init``, ``worker_process_init``): a process that merely
-    sends tasks never pushes. ``registry`` holds the metrics of the process that installs (a pool child gets
+    sends tasks never pushes. Task messages sent from then on carry their publish time (``stamp_publish_time``),
+    for the retries and subtasks the workers send. ``registry`` holds the metrics of the process that installs (a pool child gets
     a fresh one); ``grouping_key`` adds labels to ``instance`` and ``pid``. Installing twice returns the
     first instrumentation.
     """
@@ -263,19 +297,22 @@ def install(
     ):
         signal.connect(handler, weak=False, dispatch_uid=f"{uid}.{signal.name}")
         inst._connected.append((signal, f"{uid}.{signal.name}"))
+    stamp_publish_time()
     atexit.register(inst.stop)
     app._alertd_instrumentation = inst
     return inst
 
 
 def uninstall(app: Any) -> None:
-    """Disconnect the signal handlers that ``install`` connected for ``app`` (a pusher that runs stops)."""
+    """Disconnect the signal handlers that ``install`` connected for ``app`` (a pusher that runs stops), and
+    stop stamping the publish time (``stop_stamping``: for the whole process)."""
     inst = getattr(app, "_alertd_instrumentation", None)
     if not isinstance(inst, Instrumentation):
         return
     for signal, uid in inst._connected:
         signal.disconnect(dispatch_uid=uid)
     inst._connected.clear()
+    stop_stamping()
     inst._stop.set()
     atexit.unregister(inst.stop)
     del app._alertd_instrumentation

@@ -1,8 +1,9 @@
-"""alertd idle: 20 rules, 4 workers (each its own process and hostname), 10 queues, nothing failing. Reports
-alertd's CPU share and memory over a quiet stretch. Run ``python bench/bench_idle.py [--seconds 60]``.
+"""alertd idle: the shipped rules plus 9, 4 workers (each its own process and hostname), 10 queues, nothing
+failing. Reports alertd's CPU share and memory over a quiet stretch. Run ``python bench/bench_idle.py [--seconds 60]``.
 
-The rules are the 11 shipped in rules/ plus 9 queue-depth rules; the collectors run at their defaults
-(queues every 15 s, broker 15 s, workers 30 s, inspect 60 s) plus the event stream with 4 workers' heartbeats.
+The rules are those shipped in rules/ (11 when bench/README.md was measured) plus 9 queue-depth rules; the
+collectors run at their defaults (queues every 15 s, broker 15 s, workers 30 s, inspect 60 s) plus the event
+stream with 4 workers' heartbeats.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Time and round trips of one queue-depth collection on Redis, 100 to 1,000 queues: run ``python bench/bench_queues.py``.
 
 Starts its own redis-server (tests/services.py), fills it with real Celery task messages (no worker), and
-times ``QueueCollector.collect`` with the default and with ten priority steps, with and without reading the
-next message of every list (``oldest_message_age``). For comparison: one LLEN per list without a pipeline,
-which is what a naive exporter does.
+times ``QueueCollector.collect`` with the default and with ten priority steps, depth alone and with the age of
+the oldest message (``oldest_message_age``: the next message of every list read in the same pipeline). The
+messages are sent with ``alertd.instrument.stamp_publish_time`` on, as a stamping producer sends them, so every
+queue has an age. For comparison: one LLEN per list without a pipeline, which is what a naive exporter does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import redis  # noqa: E402
 from celery import Celery  # noqa: E402
 from redis.connection import AbstractConnection  # noqa: E402
 
+import alertd.instrument  # noqa: E402
 from alertd.collectors.base import CollectorContext  # noqa: E402
 from alertd.collectors.queues import QueueCollector, QueueSettings  # noqa: E402
 from alertd.collectors.redis_keys import resolve_layout  # noqa: E402
@@ -43,7 +45,8 @@ AbstractConnection.send_packed_command = _counting_send  # type: ignore[method-a
 
 
 def fill(url: str, queues: list[str], options: dict[str, Any]) -> int:
-    """One real Celery message per priority 0..9 in every queue."""
+    """One real Celery message per priority 0..9 in every queue, stamped with its publish time."""
+    alertd.instrument.stamp_publish_time()
     app = Celery("bench-queues", broker=url, set_as_current=False)
     app.conf.broker_transport_options = options
     sent = 0
@@ -57,10 +60,12 @@ def fill(url: str, queues: list[str], options: dict[str, Any]) -> int:
     return sent
 
 
-async def time_collect(url: str, queues: list[str], options: dict[str, Any], peek: bool) -> tuple[list[float], float]:
+async def time_collect(
+    url: str, queues: list[str], options: dict[str, Any], peek: bool
+) -> tuple[list[float], float, int]:
     context = CollectorContext(broker_url=url, queues=queues, broker_transport_options=options)
     collector = QueueCollector(QueueSettings(oldest_message_age=peek), context)
-    await collector.collect()  # connects
+    ages = sum(s.name == "celery_queue_oldest_message_age_seconds" for s in await collector.collect())  # connects
     times = []
     _sends[0] = 0
     for _ in range(RUNS):
@@ -69,7 +74,7 @@ async def time_collect(url: str, queues: list[str], options: dict[str, Any], pee
         times.append(time.perf_counter() - started)
     trips = _sends[0] / RUNS
     await collector.close()
-    return times, trips
+    return times, trips, ages
 
 
 def naive(url: str, queues: list[str], options: dict[str, Any]) -> list[float]:
@@ -93,8 +98,8 @@ async def main() -> None:
     server = services.start_redis()
     try:
         print(f"redis-server on port {server.port}; {RUNS} collections per row; real Celery messages (~1.1 KB)\n")
-        print("| queues | steps | lists | next message read | round trips | p50 ms | p99 ms | naive LLEN loop ms |")
-        print("|---:|---:|---:|---|---:|---:|---:|---:|")
+        print("| queues | steps | lists | oldest message age | ages | round trips | p50 ms | p99 ms | naive LLEN loop ms |")
+        print("|---:|---:|---:|---|---:|---:|---:|---:|---:|")
         for count in (100, 1000):
             for name, options in (("4 (default)", {}), ("10", TEN_STEPS)):
                 queues = [f"{name[:2].strip()}-q{i:04d}" for i in range(count)]
@@ -102,8 +107,8 @@ async def main() -> None:
                 lists = count * len(resolve_layout(options).priority_steps)
                 loop = statistics.median(naive(server.url, queues, options)) * 1000
                 for peek in (False, True):
-                    times, trips = await time_collect(server.url, queues, options, peek)
-                    print(f"| {count:,} | {name} | {lists:,} | {'yes' if peek else 'no'} | {trips:g} | "
+                    times, trips, ages = await time_collect(server.url, queues, options, peek)
+                    print(f"| {count:,} | {name} | {lists:,} | {'yes' if peek else 'no'} | {ages:,} | {trips:g} | "
                           f"{ms(times, 50):.2f} | {ms(times, 99):.2f} | {loop:.1f} |")
     finally:
         server.stop()

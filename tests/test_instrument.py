@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
@@ -146,8 +147,18 @@ def test_install_is_idempotent_and_pushes_nothing_outside_a_worker() -> None:
         uid = f"alertd.instrument.{id(app)}"
         return sum(1 for key, _ in signals.task_prerun.receivers if str(key[0]).startswith(uid))
 
+    sent: list[dict[str, object]] = []
+
+    def published(headers: dict[str, object] | None = None, **_: object) -> None:
+        sent.append(dict(headers or {}))
+
+    signals.after_task_publish.connect(published, weak=False, dispatch_uid="test-instrument-published")
     first = alertd.instrument.install(app, "http://127.0.0.1:1")
     try:
+        before = time.time()
+        app.send_task("tasks.anything")  # a worker's retries and subtasks carry the publish time too
+        stamp = sent[-1]["alertd_published_at"]
+        assert isinstance(stamp, float) and before <= stamp <= time.time()
         assert isinstance(first, Instrumentation)
         assert alertd.instrument.install(app, "http://127.0.0.1:1") is first
         assert ours() == 1
@@ -157,4 +168,7 @@ def test_install_is_idempotent_and_pushes_nothing_outside_a_worker() -> None:
         assert first.grouping_key["pid"].isdigit()
     finally:
         alertd.instrument.uninstall(app)
+        app.send_task("tasks.anything")
+        signals.after_task_publish.disconnect(dispatch_uid="test-instrument-published")
     assert ours() == 0
+    assert "alertd_published_at" not in sent[-1]

@@ -3,8 +3,12 @@
 Redis: a queue is one list per priority step (``redis_keys``); every list of every queue is read in ONE
 pipelined round trip: LLEN and the tail (the next message a worker takes) of each list, and the unacked hash
 and index. Samples: ``celery_queue_depth{queue}`` (the sum of the lists), ``celery_queue_oldest_message_age_seconds``
-(only when the waiting messages carry a publish time, which stock Celery messages do not: see
-``redis_keys.peek_message``; 0 for an empty queue), ``celery_queue_head_wait_seconds`` (how long the message
+(the oldest of the lists' next messages, which are each list's oldest: needs the publish time that
+``alertd.instrument.stamp_publish_time`` puts in the headers, which stock Celery messages lack; 0 for an empty
+queue, 0 for a publish time in the future), ``celery_queue_head_unstamped{queue}`` (next messages without a
+publish time: never given an age), ``celery_queue_head_rejected{queue,reason}`` (next messages whose publish
+time is in the ``future``, ``invalid``, or that are ``oversized``: over 1 MiB, never decoded),
+``celery_queue_head_wait_seconds`` (how long the message
 next in line has been next in line, as seen by this collector: a lower bound of its age that needs no publish
 time, 0 when the head changes), ``celery_queue_unacked`` and ``celery_queue_unacked_oldest_age_seconds``
 (messages workers hold unacknowledged, which includes tasks with an ETA or countdown).
@@ -28,12 +32,15 @@ from redis import Redis
 
 from alertd.collectors.base import Collector, CollectorContext, CollectorSettings
 from alertd.collectors.connection import AmqpConnection, BrokerURL, RedisConnection, classify_broker_url
-from alertd.collectors.redis_keys import Peek, RedisLayout, read_tails, resolve_layout
+from alertd.collectors.redis_keys import RedisLayout, Tails, read_tails, resolve_layout
 from alertd.durations import Duration, Interval
 from alertd.models import Sample
 from alertd.owner import in_thread
 
 log = logging.getLogger(__name__)
+
+# A publish time at most this far ahead of alertd's clock is clock skew between hosts, not a forgery.
+_CLOCK_SKEW = 1.0
 
 # After a failed discovery, try again sooner than discover_interval: the workers may just have been restarting.
 _DISCOVER_RETRY = 60.0
@@ -41,12 +48,11 @@ _DISCOVER_RETRY = 60.0
 
 @dataclass(frozen=True)
 class _Read:
-    """One queue as read from Redis: its depth (None after an error), the next message and the oldest publish time."""
+    """One queue as read from Redis: its depth (None after an error) and the tails of its lists, read."""
 
     depth: int | None
     error: str | None
-    head: Peek | None = None
-    oldest_published: float | None = None
+    tails: Tails | None = None
 
 
 class QueueSettings(CollectorSettings):
@@ -172,8 +178,8 @@ class QueueCollector(Collector):
                 if bad is not None:
                     reads.append(_Read(None, str(bad)))
                     continue
-                head, oldest = read_tails(chunk[1::2], header) if peek else (None, None)
-                reads.append(_Read(sum(int(n) for n in chunk[::step]), None, head, oldest))
+                tails = read_tails(chunk[1::2], header) if peek else None
+                reads.append(_Read(sum(int(n) for n in chunk[::step]), None, tails))
             return reads, results[at], results[at + 1]
 
         # One pipelined round trip, and the decoding of its answer, in a thread: redis-py's blocking client
@@ -207,18 +213,26 @@ class QueueCollector(Collector):
     ) -> list[Sample]:
         # Lists are read one command after the other, not atomically: a list may have emptied between its LLEN
         # and its LINDEX, so the tails themselves say whether anything waits.
-        if got.head is None:
-            return [
-                Sample("celery_queue_oldest_message_age_seconds", labels, 0.0, now),
-                Sample("celery_queue_head_wait_seconds", labels, 0.0, now),
-            ]
-        out = []
-        if got.oldest_published is not None:
-            age = max(now - got.oldest_published, 0.0)
-            out.append(Sample("celery_queue_oldest_message_age_seconds", labels, age, now))
+        tails = got.tails or Tails()
+        # A publish time ahead of this clock by more than a skew allowance is forged or from a broken clock:
+        # counted, and worth an age of 0 (never negative).
+        future = sum(1 for published in tails.published if published > now + _CLOCK_SKEW)
+        out = [
+            Sample("celery_queue_head_unstamped", labels, float(tails.missing), now),
+            Sample("celery_queue_head_rejected", {**labels, "reason": "future"}, float(future), now),
+            Sample("celery_queue_head_rejected", {**labels, "reason": "invalid"}, float(tails.invalid), now),
+            Sample("celery_queue_head_rejected", {**labels, "reason": "oversized"}, float(tails.oversized), now),
+        ]
+        if tails.head is None:
+            out.append(Sample("celery_queue_oldest_message_age_seconds", labels, 0.0, now))
+            out.append(Sample("celery_queue_head_wait_seconds", labels, 0.0, now))
+            return out
+        oldest = tails.oldest
+        if oldest is not None:
+            out.append(Sample("celery_queue_oldest_message_age_seconds", labels, max(now - oldest, 0.0), now))
         seen = self._heads.get(queue)
-        since = seen[1] if seen is not None and seen[0] == got.head.ident else now
-        heads[queue] = (got.head.ident, since)
+        since = seen[1] if seen is not None and seen[0] == tails.head.ident else now
+        heads[queue] = (tails.head.ident, since)
         out.append(Sample("celery_queue_head_wait_seconds", labels, max(now - since, 0.0), now))
         return out
 

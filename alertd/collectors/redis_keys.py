@@ -1,11 +1,13 @@
-"""kombu's Redis transport options in, the keys of a Celery queue (priority lists, unacked hash and index) out; a raw message in, its identity and publish time out."""
+"""kombu's Redis transport options in, the keys of a Celery queue (priority lists, unacked hash and index) out; a raw message in, its identity and publish time out (bounded: a huge or forged message is counted, never trusted)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,60 +73,122 @@ def resolve_layout(*sources: Mapping[str, Any] | None) -> RedisLayout:
     return RedisLayout(**kwargs)
 
 
+# A message longer than this is not decoded: its publish time goes unread and it is counted as oversized.
+MAX_DECODED_BYTES = 1 << 20
+# A publish time given as text longer than this is not parsed (an ISO 8601 time is ~32 characters).
+_MAX_STAMP_TEXT = 64
+
+
 @dataclass(frozen=True)
 class Peek:
-    """What alertd reads of a waiting message: who it is and, when the publisher stamped it, when it was sent."""
+    """What alertd reads of a waiting message: who it is and, when the publisher stamped it, when it was sent.
+
+    ``stamp`` says how the publish time was found: ``ok``, ``missing`` (no header), ``invalid`` (a header that
+    is not a time) or ``oversized`` (the message was too long to decode).
+    """
 
     ident: str
     published: float | None
+    stamp: str = "ok"
 
 
-def peek_message(raw: bytes | str, publish_time_header: str | None = None) -> Peek:
+def peek_message(raw: bytes | str, publish_time_header: str | None = None, *, limit: int = MAX_DECODED_BYTES) -> Peek:
     """Identify a message as kombu stores it in a Redis list, and read its publish time if it carries one.
 
-    Celery's task messages (protocol 2) carry no publish time: their headers hold ``eta`` and ``expires``, and
-    kombu adds no timestamp. The time is read from the header ``publish_time_header`` when a publisher sets it
-    (seconds since the epoch or an ISO 8601 string), else from the AMQP-style ``timestamp`` property.
+    kombu stores a message as a JSON envelope with the message headers at its top level (``headers``; for
+    Celery's protocol 2 these are the task headers). Stock Celery adds no publish time: it is read from the
+    header ``publish_time_header`` that ``alertd.instrument.stamp_publish_time`` sets (seconds since the epoch,
+    or an ISO 8601 string), else from the AMQP-style ``timestamp`` property. A message longer than ``limit``
+    bytes is not decoded at all.
     """
+    data = raw.encode() if isinstance(raw, str) else raw
+    if len(data) > limit:
+        # Identified by its length and ends: hashing megabytes every collection is not worth it.
+        digest = hashlib.sha1(data[:4096] + data[-4096:]).hexdigest()
+        return Peek(f"size:{len(data)}:{digest}", None, "oversized")
     try:
-        message = json.loads(raw)
+        message = json.loads(data)
     except ValueError:
         message = None
     if not isinstance(message, dict):
-        data = raw.encode() if isinstance(raw, str) else raw
-        return Peek("sha1:" + hashlib.sha1(data).hexdigest(), None)
+        return Peek("sha1:" + hashlib.sha1(data).hexdigest(), None, "missing")
     headers = _mapping(message.get("headers"))
     properties = _mapping(message.get("properties"))
-    ident = str(properties.get("delivery_tag") or headers.get("id") or hashlib.sha1(json.dumps(message).encode()).hexdigest())
-    published = None
-    if publish_time_header:
-        published = as_timestamp(headers.get(publish_time_header))
-    if published is None:
-        published = as_timestamp(properties.get("timestamp"))
-    return Peek(ident, published)
+    ident = str(properties.get("delivery_tag") or headers.get("id") or hashlib.sha1(data).hexdigest())
+    for value in (headers.get(publish_time_header) if publish_time_header else None, properties.get("timestamp")):
+        if value is not None:
+            published = as_timestamp(value)
+            return Peek(ident, published, "ok" if published is not None else "invalid")
+    return Peek(ident, None, "missing")
 
 
-def read_tails(tails: list[Any], publish_time_header: str | None) -> tuple[Peek | None, float | None]:
-    """The tails of a queue's lists, highest priority first, in: the next message out and the oldest publish time.
+@dataclass
+class Tails:
+    """The tails of one queue's lists, read: the next message out, the publish times found, and what was not."""
 
-    Only the next message is decoded whole; another is decoded only if its text can hold a publish time, since a
-    backlog on every priority list would otherwise cost a JSON decode per list and collection.
-    """
     head: Peek | None = None
-    oldest: float | None = None
-    needles = [b'"timestamp"'] + ([json.dumps(publish_time_header).encode()] if publish_time_header else [])
+    published: list[float] = field(default_factory=list)
+    missing: int = 0
+    invalid: int = 0
+    oversized: int = 0
+
+    @property
+    def oldest(self) -> float | None:
+        return min(self.published, default=None)
+
+
+def read_tails(tails: list[Any], publish_time_header: str | None, *, limit: int = MAX_DECODED_BYTES) -> Tails:
+    """The tails of a queue's lists, highest priority first, in: what ``Tails`` holds out.
+
+    Only the next message is decoded whole. Of the others only the publish time is wanted: a number after the
+    header's key is read where it stands, and the message is decoded only when the time is written otherwise
+    (a string, or the ``timestamp`` property), since a backlog on every priority list would otherwise cost a JSON
+    decode per list and collection.
+    """
+    out = Tails()
+    key = json.dumps(publish_time_header).encode() + b":" if publish_time_header else None
     for raw in tails:
         if raw is None:
             continue
-        if head is None:
-            head = peek_message(raw, publish_time_header)
-            published = head.published
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        if out.head is None:
+            peek = out.head = peek_message(data, publish_time_header, limit=limit)
+        elif len(data) > limit:
+            peek = peek_message(data, publish_time_header, limit=limit)
         else:
-            data = raw if isinstance(raw, bytes) else str(raw).encode()
-            published = peek_message(data, publish_time_header).published if any(n in data for n in needles) else None
-        if published is not None and (oldest is None or published < oldest):
-            oldest = published
-    return head, oldest
+            peek = _quick_peek(data, key) or peek_message(data, publish_time_header, limit=limit)
+        if peek.published is not None:
+            out.published.append(peek.published)
+        elif peek.stamp == "missing":
+            out.missing += 1
+        elif peek.stamp == "invalid":
+            out.invalid += 1
+        else:
+            out.oversized += 1
+    return out
+
+
+# A JSON number of sane length, then the end of its value. Anything else (a string, an object, a second key of the
+# same name) is left to the full decode.
+_NUMBER = re.compile(rb"\s*(-?[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,4})?)\s*[,}]")
+
+
+def _quick_peek(data: bytes, key: bytes | None) -> Peek | None:
+    """A message's publish time without decoding it: the number after the header's key, if that is how it is
+    written; "missing" when neither the header nor a ``timestamp`` property can be in it; else None (decode it).
+
+    In kombu's envelope the key can only appear unescaped as a key: inside the (string) body a quote is escaped.
+    """
+    at = data.find(key) if key is not None else -1
+    if key is None or at < 0:
+        return None if b'"timestamp"' in data else Peek("", None, "missing")
+    if data.find(key, at + 1) >= 0:
+        return None
+    found = _NUMBER.match(data, at + len(key))
+    if found is None:
+        return None
+    published = as_timestamp(json.loads(found.group(1)))
+    return Peek("", published, "ok" if published is not None else "invalid")
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -132,12 +196,19 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def as_timestamp(value: Any) -> float | None:
-    """Seconds since the epoch from a number or an ISO 8601 string (naive means UTC); None if it is neither."""
+    """Seconds since the epoch from a number or an ISO 8601 string (naive means UTC); None if it is neither.
+
+    Zero, negative, infinite and NaN numbers, and overlong strings, are not times.
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value) if value > 0 else None
-    if isinstance(value, str):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
+        return number if 0 < number < math.inf else None
+    if isinstance(value, str) and len(value) <= _MAX_STAMP_TEXT:
         try:
             return as_timestamp(float(value))
         except ValueError:

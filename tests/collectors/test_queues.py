@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -13,12 +17,14 @@ import redis
 from celery import Celery
 from kombu import Connection
 
+import alertd.instrument
 from alertd.clock import VirtualClock
 from alertd.collectors.base import CollectorContext, CollectorRunner
 from alertd.collectors.queues import QueueCollector, QueueSettings
 from alertd.collectors.redis_keys import (
     Peek,
     RedisLayout,
+    Tails,
     as_timestamp,
     peek_message,
     read_tails,
@@ -81,6 +87,41 @@ def collector(url: str, *, clock: VirtualClock | None = None, transport: dict[st
     return QueueCollector(QueueSettings.model_validate(settings), context)
 
 
+@dataclass
+class Trips:
+    """What one block sent to Redis: packed sends (round trips) and the server's count of calls per command."""
+
+    sends: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def round_trips(monkeypatch: pytest.MonkeyPatch, server: RedisServer) -> Iterator[Trips]:
+    """Count the round trips of redis-py clients, and the commands redis-server ran, within the block."""
+    from redis.connection import AbstractConnection
+
+    trips = Trips()
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        trips.sends += 1
+        original(self, command, check_health)
+
+    stats = redis.Redis(port=server.port)
+
+    def calls() -> dict[str, int]:
+        return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.info("commandstats").items()}
+
+    before = calls()
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    try:
+        yield trips
+    finally:
+        monkeypatch.undo()
+        trips.calls = {k: n - before.get(k, 0) for k, n in calls().items() if n != before.get(k, 0)}
+        stats.close()
+
+
 async def collect_once(c: QueueCollector) -> list[Sample]:
     try:
         return await c.collect()
@@ -123,9 +164,32 @@ def test_publish_times_are_read_from_a_header_or_the_timestamp_property() -> Non
     assert peek_message(raw, None).published == 5.0
     assert peek_message(b"not json", "sent").published is None
     plain = b'{"headers": {"id": "t2"}, "properties": {"delivery_tag": "d2"}}'
-    head, oldest = read_tails([None, plain, raw, None, raw.replace(b"1700000000", b"1600000000")], "sent")
-    assert head == Peek("d2", None) and oldest == 1600000000.0
-    assert read_tails([None, None], "sent") == (None, None)
+    tails = read_tails([None, plain, raw, None, raw.replace(b"1700000000", b"1600000000")], "sent")
+    assert tails.head == Peek("d2", None, "missing") and tails.oldest == 1600000000.0
+    assert (tails.missing, tails.invalid, tails.oversized) == (1, 0, 0)
+    assert read_tails([None, None], "sent") == Tails()
+
+
+def test_forged_and_huge_messages_are_counted_never_trusted() -> None:
+    for forged in ("yesterday", -5, 0, 10**400, "9" * 100, "NaN", "inf", [1], {"t": 1}):
+        assert as_timestamp(forged) is None, forged
+    def message(stamp: str) -> bytes:
+        return b'{"body": "eyJ9", "headers": {"id": "t", "sent": ' + stamp.encode() + b'}, "properties": {}}'
+    assert peek_message(message("1e999"), "sent").stamp == "invalid"  # JSON's float overflow is infinity
+    assert peek_message(message('"2023-13-45"'), "sent").stamp == "invalid"
+    assert peek_message(message("1700000000"), "sent") == Peek("t", 1700000000.0, "ok")
+    huge = message("1700000000").replace(b"eyJ9", b"A" * 2_000_000)
+    peek = peek_message(huge, "sent")
+    assert peek.stamp == "oversized" and peek.published is None and peek.ident.startswith("size:2000")
+    assert peek_message(huge, "sent", limit=3_000_000).published == 1700000000.0
+    tails = read_tails([huge, message('"soon"'), b"not json", message("1700000000")], "sent")
+    assert (tails.oversized, tails.invalid, tails.missing, tails.published) == (1, 1, 1, [1700000000.0])
+    # Behind the next message, a number is read where it stands; anything else is decoded, with the same result.
+    behind = [message("1700000000.5"), message("1e999"), message("1" * 5000), message('"2023-11-14T22:13:20"'),
+              message("-3"), b'{"body": "", "headers": {"sent": 1, "x": {"sent": 2}}}', b'{"headers": {}}']
+    quick = read_tails([b'{"headers": {}}', *behind], "sent")
+    assert sorted(quick.published) == [1.0, 1700000000.0, 1700000000.5]
+    assert (quick.invalid, quick.missing) == (2, 3)  # 1e999 and -3; the two without it, and 5000 digits (not JSON)
 
 
 # -- Redis -------------------------------------------------------------------------------------------------
@@ -161,28 +225,15 @@ async def test_a_hundred_queues_are_read_in_one_round_trip(
     runner = CollectorRunner(c)
     try:
         await runner.run()  # connects: the handshake is not a collection's round trip
-        from redis.connection import AbstractConnection
-
-        sends: list[int] = []
-        original = AbstractConnection.send_packed_command
-
-        def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
-            sends.append(1)
-            original(self, command, check_health)
-
-        stats = redis.Redis(port=redis_server.port)
-        llen_before = stats.info("commandstats")["cmdstat_llen"]["calls"]
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-        run = await runner.run()
-        monkeypatch.undo()
-        llen_after = stats.info("commandstats")["cmdstat_llen"]["calls"]
+        with round_trips(monkeypatch, redis_server) as trips:
+            run = await runner.run()
     finally:
         await c.close()
     assert run.ok, run.error
     assert single(run.samples, "alertd_collector_success") == 1.0
     assert by_queue(run.samples, "celery_queue_depth") == expected
-    assert len(sends) == 1
-    assert llen_after - llen_before == 100 * 10
+    assert trips.sends == 1
+    assert trips.calls["llen"] == 100 * 10 and trips.calls["lindex"] == 100 * 10
 
 
 @pytest.mark.integration
@@ -276,6 +327,102 @@ async def test_message_ages(redis_server: RedisServer, celery_app: Callable[...,
     assert by_queue(first, "celery_queue_head_wait_seconds") == {"stamped": 0.0, "plain": 0.0, "empty": 0.0}
     assert by_queue(later, "celery_queue_head_wait_seconds") == {"stamped": 30.0, "plain": 30.0, "empty": 0.0}
     assert by_queue(jumped, "celery_queue_head_wait_seconds") == {"stamped": 35.0, "plain": 0.0, "empty": 0.0}
+
+
+@pytest.fixture
+def stamping() -> Iterator[None]:
+    """This process stamps the publish time on the task messages it sends, as a producer with alertd installed."""
+    alertd.instrument.stamp_publish_time()
+    try:
+        yield
+    finally:
+        alertd.instrument.stop_stamping()
+
+
+def rejected(samples: list[Sample], reason: str) -> dict[str, float]:
+    return {s.labels["queue"]: s.value for s in samples
+            if s.name == "celery_queue_head_rejected" and s.labels["reason"] == reason}
+
+
+@pytest.mark.integration
+async def test_a_stamping_producers_oldest_message_grows_older_read_in_one_round_trip(
+    redis_server: RedisServer, celery_app: Callable[..., Celery], stamping: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = celery_app(redis_server.url, **TEN_STEPS)
+    before = time.time()
+    publish(app, "aged", [9])  # the lowest priority goes out last: the oldest message waits behind the others
+    after = time.time()
+    publish(app, "aged", [0, 5, 5])
+    publish(app, "other", range(10))
+    raw = redis.Redis(port=redis_server.port).lindex("aged\x06\x169", -1)
+    assert raw is not None and before <= json.loads(raw)["headers"]["alertd_published_at"] <= after
+    clock = VirtualClock(after + 10)
+    c = collector(redis_server.url, transport=TEN_STEPS, queues=("aged", "other"), clock=clock)
+    try:
+        await c.collect()  # connects
+        clock.advance(5)
+        with round_trips(monkeypatch, redis_server) as trips:
+            first = await c.collect()
+        clock.advance(30)
+        later = await c.collect()
+    finally:
+        await c.close()
+    assert trips.sends == 1
+    assert trips.calls["llen"] == 20 and trips.calls["lindex"] == 20
+    age = by_queue(first, "celery_queue_oldest_message_age_seconds")["aged"]
+    assert 15.0 <= age <= 15.0 + (after - before)
+    assert by_queue(later, "celery_queue_oldest_message_age_seconds")["aged"] == pytest.approx(age + 30)
+    assert by_queue(first, "celery_queue_depth") == {"aged": 4.0, "other": 10.0}
+    assert by_queue(first, "celery_queue_head_unstamped") == {"aged": 0.0, "other": 0.0}
+    assert rejected(first, "future") == rejected(first, "invalid") == {"aged": 0.0, "other": 0.0}
+
+
+@pytest.mark.integration
+async def test_unstamped_and_forged_messages_are_counted_and_get_no_age_or_zero(
+    redis_server: RedisServer, celery_app: Callable[..., Celery]
+) -> None:
+    app = celery_app(redis_server.url)
+    now = time.time()
+    publish(app, "plain", [0, 9], copies=2)
+    publish(app, "forged", [0], headers={"alertd_published_at": now + 3600})
+    publish(app, "mixed", [0], headers={"alertd_published_at": now + 3600})
+    publish(app, "mixed", [9], headers={"alertd_published_at": now - 60})
+    publish(app, "garbage", [0], headers={"alertd_published_at": "tomorrow"})
+    publish(app, "garbage", [9], headers={"alertd_published_at": 10**400})
+    redis.Redis(port=redis_server.port).lpush("garbage\x06\x163", b"\xff not a kombu message")
+    c = collector(redis_server.url, queues=("plain", "forged", "mixed", "garbage"), clock=VirtualClock(now))
+    samples = await collect_once(c)
+    assert by_queue(samples, "celery_queue_oldest_message_age_seconds") == {"forged": 0.0, "mixed": 60.0}
+    assert by_queue(samples, "celery_queue_head_unstamped") == {"plain": 2.0, "forged": 0.0, "mixed": 0.0, "garbage": 1.0}
+    assert rejected(samples, "future") == {"plain": 0.0, "forged": 1.0, "mixed": 1.0, "garbage": 0.0}
+    assert rejected(samples, "invalid") == {"plain": 0.0, "forged": 0.0, "mixed": 0.0, "garbage": 2.0}
+    assert by_queue(samples, "celery_queue_depth") == {"plain": 4.0, "forged": 1.0, "mixed": 2.0, "garbage": 3.0}
+
+
+@pytest.mark.integration
+async def test_a_5mb_message_is_counted_not_decoded(
+    redis_server: RedisServer, celery_app: Callable[..., Celery], stamping: None
+) -> None:
+    app = celery_app(redis_server.url)
+    publish(app, "big", [0], args=("x" * 5_000_000,))
+    publish(app, "big", [9])
+    size = len(redis.Redis(port=redis_server.port).lindex("big", -1) or b"")
+    assert size > 5_000_000
+    c = collector(redis_server.url, queues=("big",), clock=VirtualClock(time.time() + 10))
+    try:
+        await c.collect()  # connects
+        tracemalloc.start()
+        samples = await c.collect()
+        kept, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        await c.close()
+    assert rejected(samples, "oversized") == {"big": 1.0}
+    # The other list's message is read as usual; the big one is not decoded, and nothing of it is kept.
+    assert 10.0 <= by_queue(samples, "celery_queue_oldest_message_age_seconds")["big"] < 20.0
+    print(f"message {size / 1e6:.1f} MB, peak traced memory of a collection {peak / 1e6:.1f} MB")
+    # LINDEX has no byte limit: redis-py reads the message whole (its reader holds about three copies at once).
+    assert peak < 4 * size and kept < 1_000_000
 
 
 @pytest.mark.integration
