@@ -40,6 +40,7 @@ from alertd.owner import in_thread
 from alertd.plugins import make_plugin_manager
 from alertd.rules.compile import CompiledRule
 from alertd.rules.load import RuleGroup, RuleSet
+from alertd.series import persist
 from alertd.series.selector import Matcher, Selector
 from alertd.series.store import SeriesStore
 from alertd.state import open_store
@@ -95,6 +96,12 @@ class Daemon:
             outage_tolerance=cfg.state.outage_tolerance,
             external_url=cfg.external_url,
         )
+        restored = persist.restore(
+            self.series, self.state.get_meta(persist.META_KEY), time.time(), cfg.state.outage_tolerance
+        )
+        if restored is not None:
+            log.info("restored %d samples of %d series saved %.0f s ago", restored.samples, restored.series,
+                     time.time() - restored.saved_at)
         self.metrics.count_alerts(self._count_alerts)
         self.notify_metrics = NotifyMetrics(self.metrics.registry)  # outlives pipelines rebuilt by reloads
         self.event_metrics = EventStreamMetrics(self.metrics.registry)  # and consumers rebuilt by reloads
@@ -247,6 +254,16 @@ class Daemon:
         pruned = self.state.prune_history(now - self.loaded.config.state.history_retention)
         if dropped or pruned:
             log.debug("housekeeping: %d series dropped, %d history rows pruned", dropped, pruned)
+        await asyncio.sleep(0)
+        await self.save_series()
+
+    async def save_series(self) -> None:
+        """Save the series that rules read with the state (copied here, encoded in a thread), so that a restart
+        within [state] outage_tolerance carries on where this run stopped."""
+        taken = persist.take(self.series, self.engine.rules.by_metric, time.time())
+        if taken.left_out:
+            log.warning("saving series: %d series left out, past %d samples", taken.left_out, persist.MAX_SAMPLES)
+        self.state.set_meta(persist.META_KEY, await in_thread(persist.encode, taken))
 
     # -- running ---------------------------------------------------------------------------------------------
 
@@ -287,10 +304,15 @@ class Daemon:
         return ShutdownReport(finished, left)
 
     async def stop(self, grace: float | None = None) -> ShutdownReport:
-        """Stop collection and the event stream, give sends under way ``grace`` seconds, close everything."""
+        """Stop collection and the event stream, give sends under way ``grace`` seconds, save the series,
+        close everything."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self._stop_events()
+        try:
+            await self.save_series()
+        except Exception:
+            log.exception("the series could not be saved: a restart will start them afresh")
         report = await self._stop_pipeline(self.loaded.config.shutdown_grace if grace is None else grace)
         await self.close()
         return report

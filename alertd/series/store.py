@@ -106,6 +106,9 @@ class SeriesStore:
     def names(self) -> set[str]:
         return set(self._by_name)
 
+    def by_name(self, name: str) -> list[Series]:
+        return list(self._by_name.get(name, ()))
+
     def get(self, name: str, labels: Mapping[str, str]) -> Series | None:
         return self._series.get((name, labels_key(labels)))
 
