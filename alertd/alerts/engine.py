@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alertd.alerts.lifecycle import Observation, Timing, advance
+from alertd.errors import StateStoreError
 from alertd.models import Alert, AlertState
 from alertd.owner import OwnerThread
 from alertd.rules.compile import CompiledRule
@@ -28,6 +29,22 @@ class Evaluation:
     transitions: list[Transition] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     duration: float = 0.0
+
+
+MAX_UNSAVED_TRANSITIONS = 10_000
+
+
+@dataclass
+class Unsaved:
+    """Changes that a failed write left behind, merged so that the newest state of each alert wins."""
+
+    upserts: dict[str, AlertRecord] = field(default_factory=dict)
+    deletes: set[str] = field(default_factory=set)
+    transitions: list[Transition] = field(default_factory=list)
+    dropped: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes or self.transitions)
 
 
 class RuleEngine:
@@ -55,6 +72,8 @@ class RuleEngine:
         self.external_url = external_url.rstrip("/")
         self.records: dict[str, AlertRecord] = {r.fingerprint: r for r in state.load_alerts()}
         self.generation = 0  # counts evaluations and rule changes: readers' snapshots are keyed on it
+        self.unsaved = Unsaved()
+        self.state_error: str | None = None  # why the last write of alert states failed, until one succeeds
         self._rule_errors: dict[str, str] = {}
         self.rules = rules
         self.replace_rules(rules)
@@ -107,10 +126,40 @@ class RuleEngine:
                 if rec.fingerprint not in seen:
                     obs = Observation(rec.fingerprint, rec.rule, rec.labels, active=False)
                     self._step(rec, obs, now, timing, upserts, deletes, result)
-        if upserts or deletes or result.transitions:
-            self.state.apply(upserts, deletes, result.transitions)
+        if upserts or deletes or result.transitions or self.unsaved:
+            self._save(upserts, deletes, result.transitions)
         result.duration = time.perf_counter() - started
         return result
+
+    def _save(self, upserts: list[AlertRecord], deletes: list[str], transitions: list[Transition]) -> None:
+        """Write this evaluation's changes, with those a failed write left behind. A write that fails (a full
+        disk, a file made read-only) never holds a page back: the alerts live on in memory, the changes wait
+        for the next evaluation (the newest record per alert; at most MAX_UNSAVED_TRANSITIONS of history), and
+        ``state_error`` says why until a write succeeds."""
+        unsaved = self.unsaved
+        for record in upserts:
+            unsaved.deletes.discard(record.fingerprint)
+            unsaved.upserts[record.fingerprint] = record
+        for fingerprint in deletes:
+            unsaved.upserts.pop(fingerprint, None)
+            unsaved.deletes.add(fingerprint)
+        unsaved.transitions += transitions
+        if len(unsaved.transitions) > MAX_UNSAVED_TRANSITIONS:
+            unsaved.dropped += len(unsaved.transitions) - MAX_UNSAVED_TRANSITIONS
+            del unsaved.transitions[:-MAX_UNSAVED_TRANSITIONS]
+        try:
+            self.state.apply(list(unsaved.upserts.values()), sorted(unsaved.deletes), unsaved.transitions)
+        except StateStoreError as exc:
+            if self.state_error is None:
+                log.error("alert states are not being saved (they are kept in memory, and written once the "
+                          "store takes them again): %s", exc)
+            self.state_error = str(exc)
+            return
+        if self.state_error is not None:
+            log.warning("alert states are saved again (%d history transitions were lost meanwhile)",
+                        unsaved.dropped)
+        self.state_error = None
+        self.unsaved = Unsaved()
 
     def _step(
         self,

@@ -46,6 +46,7 @@ from alertd.series.store import SeriesStore
 from alertd.state import open_store
 from alertd.templating.env import make_environment
 
+STATE_WRITE_FAILING = "AlertdStateWriteFailing"
 log = logging.getLogger("alertd")
 
 # The parts of the configuration each part of the daemon is built from: a reload rebuilds a part only when
@@ -203,6 +204,7 @@ class Daemon:
     def _evaluate(self, rules: Sequence[CompiledRule], label: str, *, every_rule: bool = False) -> Evaluation:
         started = time.perf_counter()
         result = self.engine.evaluate(self.clock.now(), rules)
+        self._watch_state_writes()
         self.counters.evaluations += 1
         self.counters.transitions += len(result.transitions)
         if self.pipeline is not None:
@@ -219,6 +221,16 @@ class Daemon:
         """Every firing and resolved alert, and alertd's own (a reload that failed, a template, an endpoint)."""
         records = self.engine.alerts([AlertState.FIRING, AlertState.RESOLVED])
         return [*(self.engine.to_alert(r) for r in records), *self.internal_alerts()]
+
+    def _watch_state_writes(self) -> None:
+        """alertd's own alert, and readiness, while alert states cannot be saved (the pages still go out)."""
+        error = self.engine.state_error
+        firing = any(a.labels.get("alertname") == STATE_WRITE_FAILING for a in self.internal.firing())
+        if error is not None and not firing:
+            self.internal.fire(STATE_WRITE_FAILING, {}, f"alert states cannot be saved: {error}", self.clock.now(),
+                               severity="critical")
+        elif error is None and firing:
+            self.internal.resolve(STATE_WRITE_FAILING, {}, self.clock.now(), severity="critical")
 
     def _alerts_of(self, rules: Sequence[CompiledRule], *, internal: bool) -> list[Alert]:
         """The firing and resolved alerts of ``rules`` (and alertd's own when ``internal``)."""

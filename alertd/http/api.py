@@ -97,9 +97,13 @@ async def healthy(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if daemon_of(request).first_collection_done.is_set():
-        return json({"status": "ready"})
-    return json({"status": "starting"}, 503)
+    daemon = daemon_of(request)
+    if not daemon.first_collection_done.is_set():
+        return json({"status": "starting"}, 503)
+    if daemon.engine.state_error is not None:  # pages still go out; a restart now would lose alert states
+        return json({"status": "degraded", "reason": f"alert states cannot be saved: {daemon.engine.state_error}"},
+                    503)
+    return json({"status": "ready"})
 
 
 async def health_celery(request: web.Request) -> web.Response:
