@@ -44,6 +44,7 @@ class Target:
     url: str
     token: str | None = None
     verify: bool | ssl.SSLContext = True
+    via: str = "--url"  # why this address: said in every error about reaching it
 
 
 def _connect_host(host: str) -> str:
@@ -115,10 +116,13 @@ def resolve_target(
     settings = None
     if config_required or Path(config_path).exists():
         settings = read_http_settings(config_path)
+    via = "--url or ALERTD_URL"
     if url is None:
         if settings is None:
             url = "http://127.0.0.1:9464"
+            via = f"the default: there is no {config_path} here; give -c FILE or --url"
         else:
+            via = f"[http] listen in {config_path}"
             if not settings.enabled:
                 raise ConfigError("[http] enabled = false: this alertd serves no API", file=str(config_path))
             host, _, port = settings.listen.rpartition(":")
@@ -131,7 +135,7 @@ def resolve_target(
                 verify = _trusting(str(cert if cert.is_absolute() else Path(config_path).parent / cert))
     if token is None and settings is not None:
         token = settings.token
-    return Target(url.rstrip("/"), token or None, verify)
+    return Target(url.rstrip("/"), token or None, verify, via)
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:
@@ -172,8 +176,10 @@ class AlertdClient:
         verify: bool | ssl.SSLContext = True,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        via: str = "",
     ) -> None:
         self.url = url.rstrip("/")
+        self.via = via
         self.timeout = timeout
         headers = {"Accept": "application/json"}
         if token:
@@ -183,7 +189,7 @@ class AlertdClient:
 
     @classmethod
     def for_target(cls, target: Target, *, timeout: float = DEFAULT_TIMEOUT) -> AlertdClient:
-        return cls(target.url, target.token, verify=target.verify, timeout=timeout)
+        return cls(target.url, target.token, verify=target.verify, timeout=timeout, via=target.via)
 
     def close(self) -> None:
         self._http.close()
@@ -204,7 +210,8 @@ class AlertdClient:
             raise ApiError(f"alertd at {self.url} closed the connection without answering "
                            "(if it serves HTTPS, use an https:// URL)") from exc
         except httpx.TransportError as exc:
-            raise ApiError(f"cannot reach alertd at {self.url}: {_why_unreachable(exc)}") from exc
+            where = f"{self.url} ({self.via})" if self.via else self.url
+            raise ApiError(f"cannot reach alertd at {where}: {_why_unreachable(exc)}") from exc
         except httpx.HTTPError as exc:  # an invalid URL, too many redirects
             raise ApiError(f"{method} {self.url}{path}: {exc}") from exc
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -96,7 +97,14 @@ def test_unreachable_server_exits_1_with_the_url(tmp_path: Path) -> None:
                           cwd=tmp_path, timeout=60)
     assert done.returncode == 1
     assert done.stdout == ""
-    assert done.stderr == f"error: cannot reach alertd at {url}: connection refused — is `alertd run` running?\n"
+    assert done.stderr == (f"error: cannot reach alertd at {url} (--url or ALERTD_URL): connection refused — is "
+                           "`alertd run` running?\n")
+    default = subprocess.run([sys.executable, "-m", "alertd", "alerts"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=60, env={k: v for k, v in os.environ.items()
+                                                            if k not in ("ALERTD_URL", "ALERTD_CONFIG")})
+    assert default.returncode == 1  # says which address it tried, and why that one
+    assert "at http://127.0.0.1:9464 (the default: there is no alertd.toml here; give -c FILE or --url)" in (
+        default.stderr)
 
 
 def test_default_address_without_a_configuration_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,7 +136,8 @@ def test_tls_with_a_self_signed_certificate(serve: Callable[..., Served], tmp_pa
 
     result = alertd("alerts", "--url", served.url)
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"error: cannot reach alertd at {served.url}: TLS certificate verification failed")
+    assert result.stderr.startswith(
+        f"error: cannot reach alertd at {served.url} (--url or ALERTD_URL): TLS certificate verification failed")
     assert "--ca FILE" in result.stderr and "--insecure" in result.stderr
     for extra in (["--ca", str(cert)], ["--insecure"]):
         result = alertd("alerts", "--url", served.url, *extra)
