@@ -1,0 +1,20 @@
+"""``alertd --version`` names alertd's version and every installed plugin distribution's."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from click.testing import CliRunner
+
+from alertd import __version__
+from alertd.cli import main
+
+
+def test_version_names_the_installed_plugins() -> None:
+    result = CliRunner().invoke(main, ["--version"], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"alertd {__version__}" == f"alertd {version('alertd')}"
+    # The development environment installs the four plugins of plugins/ (scripts/setup.sh).
+    assert lines[1:] == [f"  plugin {name} {version(name)}"
+                         for name in ("alertd-email", "alertd-pagerduty", "alertd-slack", "alertd-webhook")]
