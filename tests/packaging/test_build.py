@@ -1,5 +1,5 @@
 """``python -m build`` of alertd and of a plugin gives a wheel and an sdist that carry every file the packages
-need, and that install into a fresh virtual environment where ``alertd --version`` names the plugin."""
+need, and that ``pipx`` installs as a tool, the plugin injected, where ``alertd --version`` names the plugin."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import venv
 import zipfile
 from pathlib import Path
 
@@ -54,20 +53,21 @@ def test_wheels_and_sdists_build_and_install_as_a_tool_with_its_plugin(tmp_path:
     slack_wheel, slack_sdist = build(ROOT / "plugins" / "slack", tmp_path / "slack")
     check_contents(ROOT / "plugins" / "slack" / "alertd_slack", slack_wheel, slack_sdist)
 
-    # As pipx does: a virtual environment of its own for the tool, the plugin injected into it.
-    env_dir = tmp_path / "tool"
-    venv.create(env_dir, with_pip=True)
-    pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    done = subprocess.run([str(env_dir / "bin" / "pip"), "install", "-q", str(core_wheel), str(slack_sdist)],
-                          capture_output=True, text=True, timeout=540, env=pip_env)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # As a user installs a tool: pipx makes it a virtual environment of its own, and injects the plugin into it.
+    pipx_env = {**os.environ, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin"),
+                "PIPX_MAN_DIR": str(tmp_path / "man"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    for command in (["install", str(core_wheel)], ["inject", "alertd", str(slack_sdist)]):
+        done = subprocess.run([sys.executable, "-m", "pipx", *command], capture_output=True, text=True,
+                              timeout=540, env=pipx_env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    alertd = str(tmp_path / "bin" / "alertd")
 
-    version = subprocess.run([str(env_dir / "bin" / "alertd"), "--version"], capture_output=True, text=True,
+    version = subprocess.run([alertd, "--version"], capture_output=True, text=True,
                              timeout=60, cwd=tmp_path)
     assert version.returncode == 0, version.stderr
     assert version.stdout.splitlines() == ["alertd 0.1.0", "  plugin alertd-slack 0.1.0"]
     # The installed templates load: the slack notifier's defaults come from its package data.
-    plugins = subprocess.run([str(env_dir / "bin" / "alertd"), "plugins"], capture_output=True, text=True,
+    plugins = subprocess.run([alertd, "plugins"], capture_output=True, text=True,
                              timeout=60, cwd=tmp_path)
     assert plugins.returncode == 0, plugins.stderr
     assert any(line.split()[:4] == ["notifier", "slack", "alertd-slack", "0.1.0"]
