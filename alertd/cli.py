@@ -102,7 +102,10 @@ def test_cmd(
     if junit_path:
         from alertd.reports import junit_xml
 
-        Path(junit_path).write_bytes(junit_xml(runs))
+        try:
+            Path(junit_path).write_bytes(junit_xml(runs))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the JUnit file: {exc}") from exc
     click.echo(f"{passed} passed, {failed} failed")
     code = 1 if failed else 0
     if coverage or fail_under is not None:

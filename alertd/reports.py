@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -17,7 +18,8 @@ from collections.abc import Sequence
 from alertd.errors import ConfigError
 from alertd.ruletest.runner import FileRun
 
-CHECK_FORMATS = ("text", "json", "github")
+# Characters that XML 1.0 cannot carry at all, even escaped; a test name in a TOML file may hold them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def check_json(errors: Sequence[ConfigError]) -> str:
@@ -61,9 +63,13 @@ def github_annotations(errors: Sequence[ConfigError], title: str = "alertd check
     return "\n".join(lines)
 
 
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def _failure_message(failures: Sequence[str]) -> str:
     first = failures[0].splitlines()[0] if failures and failures[0] else "failed"
-    return first if len(failures) < 2 else f"{first} (and {len(failures) - 1} more)"
+    return _xml(first if len(failures) < 2 else f"{first} (and {len(failures) - 1} more)")
 
 
 def junit_xml(runs: Sequence[FileRun]) -> bytes:
@@ -80,14 +86,15 @@ def junit_xml(runs: Sequence[FileRun]) -> bytes:
         errors = len(run.results) if run.spec is None else 0
         failures = 0 if run.spec is None else sum(not r.ok for r in run.results)
         suite_seconds = sum(r.seconds for r in run.results)
+        path = _xml(run.path)
         suite = ET.SubElement(
-            root, "testsuite", name=run.path, tests=str(len(run.results)), failures=str(failures),
+            root, "testsuite", name=path, tests=str(len(run.results)), failures=str(failures),
             errors=str(errors), skipped="0", time=f"{suite_seconds:.6f}", timestamp=stamp,
-            hostname=socket.gethostname(), file=run.path,
+            hostname=socket.gethostname(), file=path,
         )
         for result in run.results:
             case = ET.SubElement(
-                suite, "testcase", name=result.name, classname=run.path, file=run.path, time=f"{result.seconds:.6f}",
+                suite, "testcase", name=_xml(result.name), classname=path, file=path, time=f"{result.seconds:.6f}",
             )
             if not result.ok:
                 kind = "error" if run.spec is None else "failure"
@@ -95,7 +102,7 @@ def junit_xml(runs: Sequence[FileRun]) -> bytes:
                     case, kind, message=_failure_message(result.failures),
                     type="ConfigError" if run.spec is None else "ExpectationFailed",
                 )
-                problem.text = "\n\n".join(result.failures)
+                problem.text = _xml("\n\n".join(result.failures))
         totals["tests"] += len(run.results)
         totals["failures"] += failures
         totals["errors"] += errors

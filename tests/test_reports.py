@@ -135,3 +135,21 @@ def test_junit_xml_has_a_testcase_per_test_and_the_failures(tmp_path: Path) -> N
     assert loading.get("name") == "(loading)" and error is not None
     assert error.get("message", "").startswith(f"{broken}: rule_files: ")
     assert "missing.toml" in error.get("message", "")
+
+
+def test_junit_xml_stays_well_formed_with_control_characters_in_a_test_name(tmp_path: Path) -> None:
+    write(tmp_path / "rules.toml", RULES)
+    write(tmp_path / "odd_test.toml", 'rule_files = ["rules.toml"]\n[[tests]]\nname = "bell \\u0007 & <tag>"\n')
+    report = tmp_path / "junit.xml"
+    code, _, _ = alertd("test", str(tmp_path), "--junit-xml", str(report))
+    assert code == 0
+    (case,) = ET.parse(report).getroot().iter("testcase")
+    assert case.get("name") == "bell \ufffd & <tag>"
+
+
+def test_an_unwritable_junit_path_is_one_clear_error(tmp_path: Path) -> None:
+    write(tmp_path / "rules.toml", RULES)
+    write(tmp_path / "a_test.toml", 'rule_files = ["rules.toml"]\n[[tests]]\nname = "nothing"\n')
+    result = CliRunner().invoke(main, ["test", str(tmp_path), "--junit-xml", str(tmp_path / "no" / "j.xml")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot write the JUnit file: ")
