@@ -10,8 +10,6 @@ from typing import Any
 
 import click
 
-from alertd import __version__
-
 DEFAULT_CONFIG = "alertd.toml"
 config_option = click.option(
     "-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True, envvar="ALERTD_CONFIG",
@@ -19,33 +17,64 @@ config_option = click.option(
 )
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from alertd.version import version_text
+
+    click.echo(version_text())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="alertd")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show alertd's version and its installed plugins' versions, then exit.")
 def main() -> None:
     """alertd: alerting for Celery deployments, configured from files in version control."""
 
 
 @main.command()
 @config_option
-def check(config_path: str) -> None:
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+    help="text: one line per problem; json: a list of {file, line, rule, field, message}; "
+    "github: ::error workflow commands that GitHub Actions shows on the line in a pull request",
+)
+def check(config_path: str, output_format: str) -> None:
     """Validate the configuration and every rule file; one line per problem."""
     from alertd.check import check as run_check
+    from alertd.reports import check_json, github_annotations
 
     report = run_check(config_path)
-    for err in report.errors:
-        click.echo(str(err), err=True)
+    if output_format == "json":
+        click.echo(check_json(report.errors))
+    elif output_format == "github" and report.errors:
+        click.echo(github_annotations(report.errors))
+    elif output_format == "text":
+        for err in report.errors:
+            click.echo(str(err), err=True)
     if not report.ok:
         click.echo(f"{len(report.errors)} problem(s) found", err=True)
         sys.exit(1)
     rules = report.rules.rules if report.rules else []
     files = report.rules.files if report.rules else []
-    click.echo(f"{config_path}: ok: {len(rules)} rules in {len(files)} files")
+    click.echo(f"{config_path}: ok: {len(rules)} rules in {len(files)} files", err=output_format == "json")
 
 
 @main.command("test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-v", "--verbose", is_flag=True, help="list every test, not only failures")
-def test_cmd(paths: tuple[str, ...], verbose: bool) -> None:
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False, writable=True),
+              help="also write the results to this file as JUnit XML, for CI servers")
+@click.option("--coverage", is_flag=True, help="list the rules that no test names")
+@click.option("--fail-under", type=click.FloatRange(0, 100), default=None,
+              help="with --coverage (implied): exit 1 when fewer than this percentage of the rules have a test")
+@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="with --coverage: also count this configuration's rules, which no test file may load")
+def test_cmd(
+    paths: tuple[str, ...], verbose: bool, junit_path: str | None, coverage: bool, fail_under: float | None,
+    config_path: str | None,
+) -> None:
     """Run rule unit tests (files, or folders searched for *_test.toml / *_test.yaml)."""
     from alertd.ruletest.runner import find_test_files, run_file
     from alertd.templating.env import make_environment
@@ -56,8 +85,11 @@ def test_cmd(paths: tuple[str, ...], verbose: bool) -> None:
         sys.exit(1)
     env = make_environment()
     failed = passed = 0
+    runs = []
     for path in files:
-        for result in run_file(path, env):
+        run = run_file(path, env)
+        runs.append(run)
+        for result in run.results:
             if result.ok:
                 passed += 1
                 if verbose:
@@ -67,8 +99,31 @@ def test_cmd(paths: tuple[str, ...], verbose: bool) -> None:
                 click.echo(f"FAIL {path}: {result.name}")
                 for failure in result.failures:
                     click.echo("  " + failure.replace("\n", "\n  "))
+    if junit_path:
+        from alertd.reports import junit_xml
+
+        try:
+            Path(junit_path).write_bytes(junit_xml(runs))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the JUnit file: {exc}") from exc
     click.echo(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    code = 1 if failed else 0
+    if coverage or fail_under is not None:
+        from alertd.errors import ConfigError
+        from alertd.ruletest.coverage import configured_rules, rule_coverage
+
+        try:
+            also = configured_rules(config_path, env) if config_path else []
+        except ConfigError as exc:
+            raise click.ClickException(f"{exc}\n(alertd check -c {config_path} lists every problem)") from exc
+        cov = rule_coverage(runs, also)
+        for rule in cov.untested:
+            click.echo(f"untested: {rule}")
+        click.echo(f"coverage: {cov.tested} of {cov.total} rules have a test ({cov.percent:.0f}%)")
+        if fail_under is not None and cov.percent < fail_under:
+            click.echo(f"coverage {cov.percent:.1f}% is under --fail-under {fail_under:g}", err=True)
+            code = 1
+    sys.exit(code)
 
 
 @main.command("config")

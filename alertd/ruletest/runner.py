@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +32,22 @@ class TestResult:
     file: str
     name: str
     failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@dataclass
+class FileRun:
+    """One test file's results, with the file and the rules it loaded (None when it could not be loaded: then
+    its one result, ``(loading)``, says why)."""
+
+    path: str
+    results: list[TestResult]
+    spec: TestFile | None = None
+    rules: RuleSet | None = None
 
 
 def find_test_files(paths: Iterable[str]) -> list[str]:
@@ -57,15 +70,22 @@ def load_test_file(path: str) -> TestFile:
         raise ConfigErrors(validation_errors(exc, doc)) from None
 
 
-def run_file(path: str, env: SandboxedEnvironment) -> list[TestResult]:
+def run_file(path: str, env: SandboxedEnvironment) -> FileRun:
     """Run every test of one file; problems with the file itself come back as one failed result."""
+    started = time.perf_counter()
     try:
         spec = load_test_file(path)
         rule_files = rule_files_or_errors(spec.rule_files, Path(path).parent, file=path)
         rules = load_rules(rule_files, env, default_interval=spec.evaluation_interval)
     except ConfigError as exc:
-        return [TestResult(path, "(loading)", [str(exc)])]
-    return [run_test(path, spec, test, rules) for test in spec.tests]
+        return FileRun(path, [TestResult(path, "(loading)", [str(exc)], time.perf_counter() - started)])
+    results = []
+    for test in spec.tests:
+        started = time.perf_counter()
+        result = run_test(path, spec, test, rules)
+        result.seconds = time.perf_counter() - started
+        results.append(result)
+    return FileRun(path, results, spec, rules)
 
 
 def _input_samples(test: RuleTest) -> list[tuple[float, str, dict[str, str], float | str]]:
