@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from alertd.errors import PermanentError
 from alertd.hookspecs import hookimpl
-from alertd.notifiers.base import Notification, Notifier, ReceiverSettings
+from alertd.notifiers.base import Notification, Notifier, ReceiverSettings, destination_key
 from alertd.notifiers.http import post, public_url, raise_for_status
 from alertd.notifiers.templates import render_templates
 from alertd.templating.env import make_environment
@@ -109,6 +109,10 @@ class WebhookNotifier(Notifier):
     # No templates of its own: the payload is data. A receiver's ``templates`` arrive rendered in alertd.rendered.
     templates: ClassVar[dict[str, str]] = {}
     settings: WebhookSettings
+
+    def destination(self) -> str:
+        # The URL is the endpoint a 429 speaks for; no budget by default (set the receiver's rate_limit).
+        return destination_key("webhook", self.settings.url)
 
     async def send(self, notification: Notification) -> None:
         settings = self.settings
