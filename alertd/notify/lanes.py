@@ -11,7 +11,7 @@ pipeline's ``tick`` starts what is due (``ready``) and awaits it, so a test of a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 
 from alertd.clock import Clock
@@ -67,8 +67,9 @@ class Lane:
     def discard(self, id: str) -> None:
         self.entries.pop(id, None)
 
-    def ready(self, now: float) -> list[Pending]:
-        """The entries to start now: due, the oldest of a group with nothing in flight, within the budget."""
+    def ready(self, now: float, skip: Container[str] = ()) -> list[Pending]:
+        """The entries to start now: due, the oldest of a group with nothing in flight, within the budget (and
+        not one of ``skip``, by id)."""
         room = MAX_IN_FLIGHT - len(self.busy)
         out: list[Pending] = []
         blocked: set[str] = set()
@@ -76,7 +77,7 @@ class Lane:
             if len(out) >= room:
                 break
             group = p.row.group_key
-            if group in self.busy or group in blocked or p.due > now:
+            if group in self.busy or group in blocked or p.due > now or p.row.id in skip:
                 blocked.add(group)  # a later entry of the group waits for this one
                 continue
             wait = self.limiter.take(now)

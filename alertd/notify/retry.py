@@ -194,17 +194,14 @@ class RetryStage:
     # -- the lanes -------------------------------------------------------------------------------------------
 
     async def run_due(self) -> int:
-        """Under a virtual clock: start every attempt that is due and await them all, then those they made due
-        at once (a fallback receiver's notification); returns how many."""
-        count = 0
-        for _ in range(3):  # a fallback's own fallback is not followed: three rounds cover every case
-            now = self.clock.now()
-            due = [(lane, p) for lane in list(self.lanes.values()) for p in lane.ready(now)]
-            if not due:
-                break
+        """Under a virtual clock: make every attempt that is due, and those they make due at once (a fallback
+        receiver's notification), awaiting them; each notification once per call. Returns how many."""
+        now = self.clock.now()
+        tried: set[str] = set()
+        while due := [(lane, p) for lane in list(self.lanes.values()) for p in lane.ready(now, skip=tried)]:
+            tried.update(p.row.id for _, p in due)
             await asyncio.gather(*(lane.send(p) for lane, p in due))
-            count += len(due)
-        return count
+        return len(tried)
 
     def start(self) -> None:
         """Each lane becomes a task that sends on its own (the daemon); lanes made later start at once."""

@@ -15,7 +15,8 @@ wait_for_async(...)`` instead. Neither sleeps a fixed time: they return as soon 
 A misbehaving service: ``delay`` holds every answer back (a slow or, with a long one, a hanging service);
 ``always`` answers every request not scripted with one reply (a 429 forever); ``throttle(rate, burst)``
 enforces a budget as the service does, answering 429 with Retry-After over it. Whatever the answers,
-``violations`` counts the requests that came before the Retry-After of an earlier 429 or 503 had passed.
+``violations`` counts the requests that came after an answer 429 or 503 with Retry-After had been sent and
+before that Retry-After had passed (one sent at the same time as the refused one could not have known).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import email.utils
 import json
 import socket
 import threading
@@ -91,7 +93,7 @@ class HttpPeer:
         self._budget: tuple[float, int, float] | None = None  # rate, burst, Retry-After
         self._tokens = 0.0
         self._tokens_at = 0.0
-        self._not_before = 0.0  # the latest time an answer's Retry-After named
+        self._refusals: list[tuple[float, float]] = []  # (answer sent, Retry-After over) of each 429 and 503
         self.violations = 0
 
     # -- life cycle ----------------------------------------------------------------------------------------
@@ -190,12 +192,19 @@ class HttpPeer:
         reply = self.canned(429)
         return dataclasses.replace(reply, headers={**reply.headers, "Retry-After": f"{retry_after:g}"})
 
-    def _check_retry_after(self, request: Request, reply: Reply) -> None:
-        if request.time < self._not_before:
+    def _check_retry_after(self, request: Request) -> None:
+        if any(sent <= request.time < until for sent, until in self._refusals):
             self.violations += 1
+
+    def _refused(self, reply: Reply) -> float | None:
+        """When a 429 or 503 answer's Retry-After is over, if it has one."""
         value = {k.lower(): v for k, v in reply.headers.items()}.get("retry-after")
         if reply.status in (429, 503) and value is not None:
-            self._not_before = max(self._not_before, time.time() + float(value))
+            try:
+                return time.time() + float(value)
+            except ValueError:  # an HTTP date
+                return email.utils.parsedate_to_datetime(value).timestamp()
+        return None
 
     def reset(self) -> None:
         """Forget the recorded requests and any scripted answers still queued."""
@@ -263,8 +272,9 @@ class HttpPeer:
             reply = self.canned(scripted)
         else:
             reply = scripted
+        until = self._refused(reply)
         with self._changed:
-            self._check_retry_after(request, reply)
+            self._check_retry_after(request)
             if index < len(self._replies):  # unless reset() came in between
                 self._replies[index] = reply
             self._changed.notify_all()
@@ -279,8 +289,12 @@ class HttpPeer:
             handler.send_header("Content-Length", str(len(content)))
             handler.end_headers()
             handler.wfile.write(content)
+            handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test); nothing to answer
+        if until is not None:
+            with self._changed:
+                self._refusals.append((time.time(), until))
 
 
 class _Server(ThreadingHTTPServer):
