@@ -125,7 +125,7 @@ class Lane:
                 for p in self.ready(now):
                     task = asyncio.create_task(self.send(p))
                     self._sends.add(task)
-                    task.add_done_callback(self._sends.discard)
+                    task.add_done_callback(self._finished)
                 if self.draining and not self._sends and not any(p.due <= now for p in self.entries.values()):
                     return
                 due = self.next_due()
@@ -140,6 +140,11 @@ class Lane:
                 task.cancel()
             if self._sends:
                 await asyncio.gather(*self._sends, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        # Only now is the send out of ``_sends``: a draining lane may have been waiting for exactly that.
+        self._sends.discard(task)
+        self.wake.set()
 
     def drain(self) -> None:
         self.draining = True

@@ -120,6 +120,7 @@ class RetryStage:
         self.lanes: dict[str, Lane] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._serving = False
+        self._draining = False
 
     # -- what is waiting -------------------------------------------------------------------------------------
 
@@ -140,6 +141,8 @@ class RetryStage:
                 limiter = self.limiters[receiver] = RateLimiter(None)
             lane = self.lanes[receiver] = Lane(receiver, limiter, self._attempt, self.clock)
             if self._serving:
+                if self._draining:  # a fallback's lane, made while stopping
+                    lane.drain()
                 self._tasks[receiver] = asyncio.create_task(lane.run(), name=f"alertd lane {receiver}")
         return lane
 
@@ -205,13 +208,14 @@ class RetryStage:
 
     def start(self) -> None:
         """Each lane becomes a task that sends on its own (the daemon); lanes made later start at once."""
-        self._serving = True
+        self._serving, self._draining = True, False
         for receiver, lane in self.lanes.items():
             lane.draining = False
             self._tasks[receiver] = asyncio.create_task(lane.run(), name=f"alertd lane {receiver}")
 
     async def drain(self) -> None:
         """Let every lane finish its sends in flight and what is due; the rest stays in the outbox."""
+        self._draining = True
         for lane in self.lanes.values():
             lane.drain()
         while tasks := [t for t in self._tasks.values() if not t.done()]:
@@ -220,6 +224,7 @@ class RetryStage:
     async def halt(self) -> None:
         """Stop every lane now: sends in flight are cancelled and their rows stay pending in the outbox."""
         self._serving = False
+        self._draining = False
         tasks, self._tasks = list(self._tasks.values()), {}
         for task in tasks:
             task.cancel()
