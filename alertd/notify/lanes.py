@@ -89,8 +89,16 @@ class Lane:
         return out
 
     def next_due(self) -> float | None:
-        """When an entry may start next, if one is waiting (not counting those behind a send in flight)."""
-        due = min((p.due for p in self.entries.values() if p.row.group_key not in self.busy), default=None)
+        """When an entry may start next, if one is waiting; None also while the lane is full or each waiting
+        entry is behind a send of its group (the end of a send wakes the lane)."""
+        if len(self.busy) >= MAX_IN_FLIGHT:
+            return None
+        groups = set(self.busy)
+        due: float | None = None
+        for p in self.entries.values():
+            if p.row.group_key not in groups:
+                groups.add(p.row.group_key)
+                due = p.due if due is None else min(due, p.due)
         if due is None:
             return None
         return max(due, self.held_until, self.limiter.paused_until())

@@ -16,6 +16,7 @@ from alertd.clock import SystemClock
 from alertd.config.model import Config
 from alertd.models import Alert, AlertState, fingerprint
 from alertd.notifiers.base import Notifier, NotifierContext
+from alertd.notify.lanes import MAX_IN_FLIGHT
 from alertd.notify.pipeline import NotificationPipeline, build_pipeline
 from alertd.plugins import make_plugin_manager
 from alertd.state.base import OUTBOX_DELIVERED, OUTBOX_PENDING
@@ -187,3 +188,21 @@ async def test_what_a_stop_leaves_in_the_outbox_goes_out_once_after_the_restart(
         assert len(ops.requests) == 2, "the cut-off send, then the one after the restart; nothing more"
         assert len(pager.requests) == 1, "the page delivered before the stop is not sent again"
 
+
+
+async def test_a_full_lane_waits_for_a_send_to_end_instead_of_polling(tmp_path: Path) -> None:
+    with SlackPeer() as hanging:
+        hanging.delay = HANG
+        store = SQLiteStateStore(tmp_path / "state.db")
+        async with httpx.AsyncClient() as http:
+            p = pipeline({"ops": slack(hanging, rate_limit=100, rate_burst=20, timeout="1h")}, {"receiver": "ops"},
+                         http, store)
+            now = SystemClock().now()
+            async with serving(p):
+                p.put([alert(f"QueueBacklog{i}", starts=now) for i in range(MAX_IN_FLIGHT + 2)])
+                await hanging.wait_for_async(MAX_IN_FLIGHT)
+                lane = p.retry.lanes["ops"]
+                assert len(lane.busy) == MAX_IN_FLIGHT and len(lane) == MAX_IN_FLIGHT + 2
+                assert lane.next_due() is None, "nothing can start until a send ends: no due time to poll for"
+        store.close()
+        assert len(hanging.requests) == MAX_IN_FLIGHT
