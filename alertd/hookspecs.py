@@ -40,6 +40,12 @@ def register_notifiers() -> list[type[Notifier]]:
     ``type`` names in the configuration), a ``Settings`` pydantic model that validates the receiver's
     settings when the configuration loads, default ``templates``, and one async ``send``. All results are
     merged; a ``type_name`` offered twice is a configuration error.
+
+    Optional, for services that rate-limit: ``destination()`` returns what the service limits (a webhook URL,
+    a routing key, a mail server; hashed with ``destination_key`` when it is a secret) and the class attribute
+    ``rate_budget`` (a ``RateBudget``) what it accepts per destination. The pipeline sends to one destination
+    within that budget, and a 429 (or 503) with Retry-After pauses every send to it. Without them a receiver
+    is its own destination, with no budget.
     """
 
 

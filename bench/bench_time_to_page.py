@@ -1,10 +1,13 @@
 """Time to page, end to end: a task raising in a real prefork worker, to the PagerDuty request arriving at a
-loopback PagerDuty. Run ``python bench/bench_time_to_page.py [--failures 100] [--pace 0.2]``.
+loopback PagerDuty. Run ``python bench/bench_time_to_page.py [--failures 100] [--pace 0.2] [--troubled]``.
 
 Each failure is its own incident: the rule groups by exception type, the failures cycle through the builtin
 exception classes, and the window (2 s) has resolved the previous incident of a type before it comes round
 again. The clock starts at ``apply_async`` in this process (so it includes the broker hop and the worker
 picking the task up, a few milliseconds) and stops when the peer has read the trigger.
+
+``--troubled`` adds two receivers that get a warning for every failure: a Slack that answers in 8 s and one
+that answers 429 with Retry-After 1 s to everything. Their lanes fill; the pages must not notice.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.alertd_process import AlertdProcess  # noqa: E402
+from tests.peers import Reply  # noqa: E402
 from tests.peers.pagerduty import PagerDutyPeer  # noqa: E402
+from tests.peers.slack import SlackPeer  # noqa: E402
 from tests.services import start_redis, wait_until  # noqa: E402
 from tests.workers import start_worker  # noqa: E402
 
@@ -41,6 +46,18 @@ condition = "value > 0"
 severity = "critical"
 summary = "failed with {{ labels.exception_type }}"
 """
+WARNING_RULE = """
+[[groups.rules]]
+name = "TaskFailedWarning"
+select = 'celery_task_failures_total{task_name="tasks.fail"}'
+function = "increase"
+window = "2s"
+aggregate = "sum"
+by = ["exception_type"]
+condition = "value > 0"
+severity = "warning"
+summary = "warning: failed with {{ labels.exception_type }}"
+"""
 EXCEPTIONS = sorted(
     n for n, v in vars(builtins).items()
     if isinstance(v, type) and issubclass(v, Exception) and not n.startswith("_")
@@ -49,9 +66,24 @@ EXCEPTIONS = sorted(
 )
 
 
-def config(workdir: Path, broker: str, queue: str, pagerduty: str) -> Path:
+def config(workdir: Path, broker: str, queue: str, pagerduty: str, troubled: tuple[str, str] | None = None) -> Path:
     (workdir / "rules").mkdir()
-    (workdir / "rules" / "tasks.toml").write_text(RULE)
+    (workdir / "rules" / "tasks.toml").write_text(RULE + (WARNING_RULE if troubled else ""))
+    trouble = "" if troubled is None else f"""
+[receivers.slow]
+type = "slack"
+webhook_url = "{troubled[0]}"
+[receivers.limited]
+type = "slack"
+webhook_url = "{troubled[1]}"
+[[route.routes]]
+matchers = ['severity="warning"']
+receiver = "slow"
+continue = true
+[[route.routes]]
+matchers = ['severity="warning"']
+receiver = "limited"
+"""
     cfg = workdir / "alertd.toml"
     cfg.write_text(f"""
 rule_files = ["rules/*.toml"]
@@ -70,12 +102,16 @@ watch = false
 type = "pagerduty"
 url = "{pagerduty}"
 routing_key = "{KEY}"
+# 100 incidents in 20 s (and their resolves) are 10 events a second: more than PagerDuty's 120 a minute per
+# routing key, which is the plugin's default budget. The loopback peer does not limit; this lifts the budget.
+rate_limit = 1000
+rate_burst = 100
 [route]
 receiver = "pager"
 group_by = ["alertname", "exception_type"]
 group_wait = "0s"
 group_interval = "1s"
-""")
+{trouble}""")
     return cfg
 
 
@@ -83,12 +119,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--failures", type=int, default=100)
     parser.add_argument("--pace", type=float, default=0.2, help="seconds between failures")
+    parser.add_argument("--troubled", action="store_true", help="add a receiver that answers in 8 s and one "
+                        "that answers 429 (Retry-After 1 s), each warned of every failure")
     args = parser.parse_args()
     redis = start_redis()
     worker = start_worker(redis.url, "ttp", concurrency=2)
     peer = PagerDutyPeer().start()
+    slow, limited = SlackPeer().start(), SlackPeer().start()
+    slow.delay = 8.0
+    limited.always = Reply(429, "rate_limited", {"Retry-After": "1"})
+    troubled = (slow.webhook_url, limited.webhook_url) if args.troubled else None
     workdir = Path(tempfile.mkdtemp(prefix="alertd-bench-ttp-"))
-    alertd = AlertdProcess(config(workdir, redis.url, worker.queue, peer.enqueue_url))
+    alertd = AlertdProcess(config(workdir, redis.url, worker.queue, peer.enqueue_url, troubled))
     try:
         alertd.start().started()
         time.sleep(1.0)  # the event subscription takes effect a moment after "connected" (see the consumer)
@@ -122,9 +164,14 @@ def main() -> None:
         print(f"  p50 {q[49] * 1000:.1f} ms   p90 {q[89] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   "
               f"max {latencies[-1] * 1000:.1f} ms   min {latencies[0] * 1000:.1f} ms")
         print(f"  triggers received: {len(got)} for {args.failures} failures")
+        if args.troubled:
+            print(f"  meanwhile: {len(slow.requests)} requests to the 8 s receiver, {len(limited.requests)} "
+                  f"answered 429 ({limited.violations} before their Retry-After)")
     finally:
         alertd.kill()
         peer.stop()
+        slow.stop()
+        limited.stop()
         worker.kill()
         redis.stop()
 

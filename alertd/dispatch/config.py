@@ -31,7 +31,8 @@ class ReceiverConfig(BaseModel):
     type: str = Field(description="the notifier: console, or an installed plugin's type (slack, pagerduty...)")
     fallback: str | None = Field(None, description="receiver that gets what this one refuses for good")
     rate_limit: float | None = Field(
-        None, gt=0, description="at most this many notifications per second (default: notify.rate_limit)"
+        None, gt=0, description="at most this many notifications per second to the receiver's destination "
+        "(default: the notifier's budget, else notify.rate_limit)"
     )
     rate_burst: int = Field(1, ge=1, description="notifications that may go out at once before rate_limit applies")
 
@@ -234,7 +235,9 @@ class NotifySettings(_Section):
     retry_base: Duration = Field(1.0, description="first retry waits up to this long (full jitter)")
     retry_max: Duration = Field(300.0, description="retries wait at most this long")
     deadline: Duration = Field(6 * 3600.0, description="no attempt starts this long after the notification was made")
-    rate_limit: float | None = Field(None, gt=0, description="default notifications per second per receiver")
+    rate_limit: float | None = Field(
+        None, gt=0, description="notifications per second to a destination without a budget of its own"
+    )
     outbox_resume: bool = Field(True, description="deliver notifications left in the outbox by a previous run")
     outbox_retention: Duration = Field(7 * 86400.0, description="how long finished outbox rows are kept")
     max_alerts: int = Field(100, ge=1, description="alerts listed in one notification; the rest are counted")

@@ -1,12 +1,15 @@
 """The notifier contract: receiver settings validated at load time, one async ``send``, and nothing else.
 
 A notifier raises ``RetryableError`` (with ``retry_after`` when the service said so) or ``PermanentError``;
-retries, backoff, rate limits, metrics and logging live in the notification pipeline, once.
+retries, backoff, rate limits, metrics and logging live in the notification pipeline, once. A notifier may say
+what its service rate-limits (``destination``) and the budget the service documents (``rate_budget``); the
+pipeline enforces both.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -84,6 +87,20 @@ def _common(maps: Any) -> dict[str, str]:
     return common
 
 
+@dataclass(frozen=True)
+class RateBudget:
+    """What a service accepts from one destination: ``rate`` requests per second on average, ``burst`` at once."""
+
+    rate: float
+    burst: int = 1
+
+
+def destination_key(kind: str, *parts: str) -> str:
+    """A destination's key from values that may be secrets (a webhook URL, a routing key): never the values."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+    return f"{kind}:{digest}"
+
+
 @dataclass
 class NotifierContext:
     """What a notifier may use: a shared HTTP client and the clock."""
@@ -100,6 +117,9 @@ class Notifier(abc.ABC):
     # Default Jinja templates by name; the pipeline renders them (or the receiver's overrides) into
     # ``Notification.rendered`` before ``send``.
     templates: ClassVar[dict[str, str]] = {}
+    # What the service documents as the most it accepts per destination; None: no budget. A receiver's
+    # ``rate_limit`` replaces it.
+    rate_budget: ClassVar[RateBudget | None] = None
 
     def __init__(self, name: str, settings: ReceiverSettings, context: NotifierContext) -> None:
         self.name = name
@@ -109,6 +129,12 @@ class Notifier(abc.ABC):
     @abc.abstractmethod
     async def send(self, notification: Notification) -> None:
         """Deliver, or raise RetryableError / PermanentError. Called by the pipeline only."""
+
+    def destination(self) -> str:
+        """What the service rate-limits, as a key: receivers with the same key share one budget and one pause
+        after a 429. Default: the receiver's name. Not shown to users, but never make it a secret: see
+        ``destination_key``."""
+        return f"receiver:{self.name}"
 
     async def close(self) -> None:  # noqa: B027 - optional: most notifiers use the shared HTTP client
         """Release what the notifier holds; called at shutdown and on reload."""

@@ -1,7 +1,8 @@
 """What every stage of the notification pipeline shares: the context of one flush, metrics and internal alerts.
 
 The stages live one per module (inhibit, silence, timewindow, dedup, escalate, render, outbox, retry);
-``alertd.notify.pipeline`` assembles them.
+``alertd.notify.pipeline`` assembles them. Behind the retry stage, each receiver's delivery lane (lanes) sends
+within its destination's budget (ratelimit).
 """
 
 from __future__ import annotations

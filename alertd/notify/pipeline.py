@@ -30,8 +30,9 @@ from alertd.notify.dedup import DedupStage, NotificationLog
 from alertd.notify.escalate import Acks, EscalateStage
 from alertd.notify.inhibit import Inhibitor, InhibitStage
 from alertd.notify.outbox import OutboxStage
+from alertd.notify.ratelimit import RateLimiter
 from alertd.notify.render import RenderStage
-from alertd.notify.retry import RateLimiter, RetryStage, attempt
+from alertd.notify.retry import RetryStage, attempt
 from alertd.notify.silence import Silences, SilenceStage
 from alertd.notify.timewindow import TimeIntervals, TimeWindowStage
 from alertd.state.base import StateStore
@@ -148,7 +149,10 @@ class NotificationPipeline:
             alerts = await stage(ctx, alerts)
 
     async def tick(self) -> float | None:
-        """Flush the groups that are due and make the delivery attempts that are due; return the next due time."""
+        """Flush the groups that are due and make the delivery attempts that are due; return the next due time.
+
+        For a virtual clock (tests, ``alertd test``): the attempts are awaited here. ``serve`` leaves them to the
+        receivers' lanes."""
         await self.dispatcher.flush_due()
         await self.retry.run_due()
         return self.next_due()
@@ -158,25 +162,35 @@ class NotificationPipeline:
         return min(times, default=None)
 
     async def serve(self, stop: asyncio.Event, *, max_sleep: float = 1.0) -> None:
-        """Run until ``stop``: sleep until the next due time (or a ``put``), then ``tick``."""
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                due = await self.tick()
-            except Exception:  # a state store hiccup must not stop notifications for good
-                log.exception("notification pipeline tick failed; trying again")
-                due = self.clock.now() + max_sleep
-            delay = max_sleep if due is None else min(max_sleep, max(0.0, due - self.clock.now()))
-            if delay <= 0:
-                await asyncio.sleep(0)
-                continue
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        """Run until ``stop``: flush groups when due (or at a ``put``) while each receiver's lane sends on its own.
+
+        After ``stop`` the lanes finish their sends in flight and what is due; cancelling this task (the
+        shutdown grace ran out) cancels them, and what they did not deliver stays in the outbox.
+        """
+        self.retry.start()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.dispatcher.flush_due()
+                    due = self.dispatcher.next_due()
+                except Exception:  # a state store hiccup must not stop notifications for good
+                    log.exception("notification pipeline flush failed; trying again")
+                    due = self.clock.now() + max_sleep
+                delay = max_sleep if due is None else min(max_sleep, max(0.0, due - self.clock.now()))
+                if delay <= 0:
+                    await asyncio.sleep(0)
+                    continue
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait({waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    stopper.cancel()
+            await self.retry.drain()
+        finally:
+            await self.retry.halt()
 
     def housekeeping(self) -> None:
         """Forget what is no longer needed: old log entries, finished outbox rows, long-expired silences."""
@@ -224,11 +238,7 @@ def build_pipeline(
     internal = InternalAlerts()
     nflog = NotificationLog(store)
     acks = Acks(store, clock)
-    limiters = {
-        name: RateLimiter(rate, rc.rate_burst)
-        for name, rc in config.receivers.items()
-        if (rate := rc.rate_limit or config.notify.rate_limit) is not None
-    }
+    limiters = destination_limiters(config, notifiers)
     retry = RetryStage(
         notifiers, store, nflog, clock, metrics, internal,
         base=config.notify.retry_base, cap=config.notify.retry_max, limiters=limiters,
@@ -255,6 +265,31 @@ def build_pipeline(
         retry=retry,
     )
     return NotificationPipeline(parts, route)
+
+
+def destination_limiters(config: Config, notifiers: Mapping[str, Notifier]) -> dict[str, RateLimiter]:
+    """One rate limiter per destination, shared by the receivers that send there; by receiver.
+
+    A destination's budget: the ``rate_limit`` of its first receiver (by name) that sets one, else what the
+    notifier documents for its service (``rate_budget``), else ``notify.rate_limit``, else none (a Retry-After
+    still pauses it).
+    """
+    by_destination: dict[str, list[str]] = {}
+    for name in sorted(notifiers):
+        by_destination.setdefault(notifiers[name].destination(), []).append(name)
+    out: dict[str, RateLimiter] = {}
+    for names in by_destination.values():
+        configs = [config.receivers[n] for n in names if n in config.receivers]
+        own = next((rc for rc in configs if rc.rate_limit is not None), None)
+        budget = type(notifiers[names[0]]).rate_budget
+        if own is not None:
+            limiter = RateLimiter(own.rate_limit, own.rate_burst)
+        elif budget is not None:
+            limiter = RateLimiter(budget.rate, budget.burst)
+        else:
+            limiter = RateLimiter(config.notify.rate_limit, configs[0].rate_burst if configs else 1)
+        out.update(dict.fromkeys(names, limiter))
+    return out
 
 
 def make_notifiers(loaded: LoadedConfig, http: httpx.AsyncClient, clock: Clock) -> dict[str, Notifier]:

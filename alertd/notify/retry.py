@@ -2,14 +2,14 @@
 a fallback receiver, or recorded as failed out.
 
 Notifiers only say whether a failure is worth retrying. Everything else lives here, once: exponential backoff
-with full jitter that honours ``retry_after``, a deadline, a rate limit per receiver, metrics, and a log line
-per failed attempt only when the error changes.
+with full jitter that honours ``retry_after`` (and pauses the whole destination for it), a deadline, metrics,
+and a log line per failed attempt only when the error changes. The order of sends, and the budget of each
+destination, are the lanes' (``alertd.notify.lanes``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -21,7 +21,9 @@ from alertd.models import Alert
 from alertd.notifiers.base import Notification, Notifier
 from alertd.notify import InternalAlerts, NotifyContext, NotifyMetrics, log
 from alertd.notify.dedup import NotificationLog
+from alertd.notify.lanes import Lane, Pending
 from alertd.notify.outbox import decode_notification
+from alertd.notify.ratelimit import RateLimiter
 from alertd.state.base import OUTBOX_DELIVERED, OUTBOX_FAILED, OutboxRow, StateStore
 
 DELIVERY_FAILED = "AlertdNotificationFailed"
@@ -31,35 +33,11 @@ Fallback = Callable[[Notification, str, str], Awaitable[None]]
 """Sends a notification that one receiver refused to another: (notification, fallback receiver, error)."""
 
 
-class RateLimiter:
-    """A token bucket on the pipeline's clock: ``rate`` notifications per second, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int = 1) -> None:
-        self.rate = rate
-        self.burst = max(1, burst)
-        self._tokens = float(self.burst)
-        self._updated: float | None = None
-
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 when one was free, else the seconds until one will be (nothing taken)."""
-        if self._updated is not None:
-            self._tokens = min(self.burst, self._tokens + max(0.0, now - self._updated) * self.rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) / self.rate
-
-
 def backoff(attempts: int, base: float, cap: float, rng: random.Random, retry_after: float | None = None) -> float:
     """Full jitter (a uniform wait up to base·2^(attempts-1), at most ``cap``); never sooner than Retry-After."""
     ceiling = min(cap, base * 2 ** max(0, attempts - 1))
     delay = rng.uniform(0.0, ceiling)
     return max(delay, retry_after) if retry_after is not None else delay
-
-
-MAX_IN_FLIGHT = 8
-"""Delivery attempts in flight at once per receiver."""
 
 
 def reason_label(reason: str) -> str:
@@ -102,17 +80,13 @@ async def attempt(notifier: Notifier, notification: Notification) -> Attempt:
     return Attempt(False, time.perf_counter() - started, error)
 
 
-@dataclass
-class _Pending:
-    row: OutboxRow
-    notification: Notification
-    fallback: str | None  # the route's fallback receiver; the receiver's own applies too
-    is_fallback: bool  # already a fallback's notification: it does not fall back again
-    due: float = 0.0
-
-
 class RetryStage:
-    """Delivers each accepted notification: the first attempt at once, the next ones when they are due."""
+    """Hands each accepted notification to its receiver's lane, and records what became of each attempt.
+
+    The flush returns as soon as the notification is in the outbox and in its lane: it never awaits a send.
+    In the daemon the lanes are tasks (``start``, ``drain``, ``halt``); under a virtual clock ``run_due``
+    starts what is due and awaits it.
+    """
 
     def __init__(
         self,
@@ -137,15 +111,16 @@ class RetryStage:
         self.internal = internal
         self.base = base
         self.cap = cap
-        self.limiters = dict(limiters or {})
+        self.limiters = dict(limiters or {})  # by receiver; receivers with one destination share one
         self.receiver_fallbacks = dict(receiver_fallbacks or {})
         self.rng = rng or random.Random()
         self.fallback: Fallback | None = None  # set by the pipeline: render, outbox and retry for another receiver
         self.disabled: dict[str, str] = {}  # receivers that said never to send again, and why
-        self._pending: dict[str, _Pending] = {}
-        self._heap: list[tuple[float, str]] = []
-        self._inflight: set[str] = set()
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._pending: dict[str, Pending] = {}
+        self.lanes: dict[str, Lane] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._serving = False
+        self._draining = False
 
     # -- what is waiting -------------------------------------------------------------------------------------
 
@@ -156,27 +131,40 @@ class RetryStage:
         return [p.row for p in self._pending.values()]
 
     def next_due(self) -> float | None:
-        heap = self._heap
-        while heap:
-            due, id = heap[0]
-            p = self._pending.get(id)
-            if p is not None and p.due == due and id not in self._inflight:
-                return due
-            heapq.heappop(heap)
-        return None
+        return min((t for lane in self.lanes.values() if (t := lane.next_due()) is not None), default=None)
 
-    def _schedule(self, p: _Pending, when: float) -> None:
-        p.due = when
-        heapq.heappush(self._heap, (when, p.row.id))
+    def _lane(self, receiver: str) -> Lane:
+        lane = self.lanes.get(receiver)
+        if lane is None:
+            limiter = self.limiters.get(receiver)
+            if limiter is None:  # no budget, but a Retry-After still pauses it
+                limiter = self.limiters[receiver] = RateLimiter(None)
+            lane = self.lanes[receiver] = Lane(receiver, limiter, self._attempt, self.clock)
+            if self._serving:
+                if self._draining:  # a fallback's lane, made while stopping
+                    lane.drain()
+                self._tasks[receiver] = asyncio.create_task(lane.run(), name=f"alertd lane {receiver}")
+        return lane
 
-    def _drop(self, id: str) -> None:
-        self._pending.pop(id, None)
+    def _add(self, p: Pending, due: float) -> None:
+        p.due = due
+        self._pending[p.row.id] = p
         self.metrics.outbox_size.set(len(self._pending))
+        self._lane(p.row.receiver).add(p)
+
+    def _drop(self, p: Pending) -> None:
+        self._pending.pop(p.row.id, None)
+        self.metrics.outbox_size.set(len(self._pending))
+        lane = self.lanes.get(p.row.receiver)
+        if lane is not None:
+            lane.discard(p.row.id)
 
     def forget(self, ids: Iterable[str]) -> None:
         """Rows superseded by a newer notification of the same group: not to be sent any more."""
         for id in ids:
-            self._drop(id)
+            p = self._pending.get(id)
+            if p is not None:
+                self._drop(p)
 
     def resume(self) -> int:
         """Take over what a previous run left in the outbox; returns how many notifications."""
@@ -191,11 +179,8 @@ class RetryStage:
                 log.error("outbox row %s to %s cannot be read, dropped: %s", row.id, row.receiver, exc)
                 self.store.outbox_update(replace(row, status=OUTBOX_FAILED, next_attempt_at=None, last_error=str(exc)))
                 continue
-            p = _Pending(row, notification, None, False)
-            self._pending[row.id] = p
-            self._schedule(p, max(now, row.next_attempt_at or now))
+            self._add(Pending(row, notification, None, False), max(now, row.next_attempt_at or now))
             count += 1
-        self.metrics.outbox_size.set(len(self._pending))
         if count:
             log.info("resuming %d undelivered notification(s) from the outbox", count)
         return count
@@ -206,27 +191,49 @@ class RetryStage:
         if not alerts or ctx.outbox_row is None or ctx.notification is None:
             return alerts
         fallback = None if ctx.fallback_for else ctx.route.fallback
-        p = _Pending(ctx.outbox_row, ctx.notification, fallback, bool(ctx.fallback_for))
-        self._pending[p.row.id] = p
-        self.metrics.outbox_size.set(len(self._pending))
-        await self._attempt(p)
+        self._add(Pending(ctx.outbox_row, ctx.notification, fallback, bool(ctx.fallback_for)), self.clock.now())
         return alerts
 
-    async def run_due(self) -> int:
-        """Attempt every notification whose next attempt is due; returns how many were attempted."""
-        now = self.clock.now()
-        due: list[_Pending] = []
-        while (when := self.next_due()) is not None and when <= now:
-            _, id = heapq.heappop(self._heap)
-            due.append(self._pending[id])
-        if due:
-            await asyncio.gather(*(self._attempt(p) for p in due))
-        return len(due)
+    # -- the lanes -------------------------------------------------------------------------------------------
 
-    async def _attempt(self, p: _Pending) -> None:
+    async def run_due(self) -> int:
+        """Under a virtual clock: make every attempt that is due, and those they make due at once (a fallback
+        receiver's notification), awaiting them; each notification once per call. Returns how many."""
+        now = self.clock.now()
+        tried: set[str] = set()
+        while due := [(lane, p) for lane in list(self.lanes.values()) for p in lane.ready(now, skip=tried)]:
+            tried.update(p.row.id for _, p in due)
+            await asyncio.gather(*(lane.send(p) for lane, p in due))
+        return len(tried)
+
+    def start(self) -> None:
+        """Each lane becomes a task that sends on its own (the daemon); lanes made later start at once."""
+        self._serving, self._draining = True, False
+        for receiver, lane in self.lanes.items():
+            lane.draining = False
+            self._tasks[receiver] = asyncio.create_task(lane.run(), name=f"alertd lane {receiver}")
+
+    async def drain(self) -> None:
+        """Let every lane finish its sends in flight and what is due; the rest stays in the outbox."""
+        self._draining = True
+        for lane in self.lanes.values():
+            lane.drain()
+        while tasks := [t for t in self._tasks.values() if not t.done()]:
+            await asyncio.wait(tasks)
+
+    async def halt(self) -> None:
+        """Stop every lane now: sends in flight are cancelled and their rows stay pending in the outbox."""
+        self._serving = False
+        self._draining = False
+        tasks, self._tasks = list(self._tasks.values()), {}
+        for task in tasks:
+            task.cancel()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("a delivery lane failed: %r", result)
+
+    async def _attempt(self, p: Pending) -> None:
         row = p.row
-        if row.id in self._inflight:
-            return
         now = self.clock.now()
         notifier = self.notifiers.get(row.receiver)
         if row.receiver in self.disabled:
@@ -238,17 +245,7 @@ class RetryStage:
         if now > row.deadline:
             await self._give_up(p, f"deadline passed after {row.attempts} attempt(s): {row.last_error}")
             return
-        limiter = self.limiters.get(row.receiver)
-        wait = limiter.take(now) if limiter is not None else 0.0
-        if wait > 0:
-            self._schedule(p, now + wait)
-            return
-        self._inflight.add(row.id)
-        try:
-            async with self._slot(row.receiver):
-                result = await attempt(notifier, p.notification)
-        finally:
-            self._inflight.discard(row.id)
+        result = await attempt(notifier, p.notification)
         self.metrics.latency.labels(row.receiver).observe(result.latency)
         current = self._pending.get(row.id)
         if result.ok:
@@ -261,20 +258,12 @@ class RetryStage:
         else:
             await self._retry_later(p, result.error)
 
-    def _slot(self, receiver: str) -> asyncio.Semaphore:
-        # A bound on requests in flight per receiver: hundreds of groups flushed at once would otherwise
-        # queue in the HTTP client's connection pool, which slows every one of them.
-        slot = self._slots.get(receiver)
-        if slot is None:
-            slot = self._slots[receiver] = asyncio.Semaphore(MAX_IN_FLIGHT)
-        return slot
-
-    async def _delivered(self, p: _Pending, result: Attempt) -> None:
+    async def _delivered(self, p: Pending, result: Attempt) -> None:
         now = self.clock.now()
         row = replace(p.row, attempts=p.row.attempts + 1, next_attempt_at=None, delivered_at=now,
                       status=OUTBOX_DELIVERED)
         self.store.outbox_update(row)
-        self._drop(row.id)
+        self._drop(p)
         n = p.notification
         self.metrics.sent.labels(row.receiver, reason_label(n.reason)).inc()
         self.internal.resolve(DELIVERY_FAILED, {"receiver": row.receiver}, now)
@@ -284,12 +273,19 @@ class RetryStage:
             result.latency * 1000,
         )
 
-    async def _retry_later(self, p: _Pending, error: Exception | None) -> None:
+    async def _retry_later(self, p: Pending, error: Exception | None) -> None:
         now = self.clock.now()
         row = p.row
         message = str(error)
         attempts = row.attempts + 1
-        delay = backoff(attempts, self.base, self.cap, self.rng, getattr(error, "retry_after", None))
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            # The service limits the destination, not this notification: every send to it waits.
+            limiter = self.lanes[row.receiver].limiter
+            if now + retry_after > limiter.paused_until():
+                log.info("%s asked to wait %.1fs: sends to its destination paused", row.receiver, retry_after)
+            limiter.pause(now + retry_after)
+        delay = backoff(attempts, self.base, self.cap, self.rng, retry_after)
         if now + delay > row.deadline:
             p.row = replace(row, attempts=attempts, last_error=message)
             await self._give_up(p, f"deadline would pass after {attempts} attempt(s): {message}")
@@ -301,13 +297,13 @@ class RetryStage:
         p.row = replace(row, attempts=attempts, next_attempt_at=now + delay, last_error=message)
         self.store.outbox_update(p.row)
         self.metrics.retried.labels(row.receiver, reason_label(p.notification.reason)).inc()
-        self._schedule(p, now + delay)
+        p.due = now + delay
 
-    async def _give_up(self, p: _Pending, error: str, *, disable: bool = False) -> None:
+    async def _give_up(self, p: Pending, error: str, *, disable: bool = False) -> None:
         now = self.clock.now()
         row = replace(p.row, next_attempt_at=None, last_error=error, status=OUTBOX_FAILED)
         self.store.outbox_update(row)
-        self._drop(row.id)
+        self._drop(p)
         n = p.notification
         self.metrics.failed.labels(row.receiver, reason_label(n.reason)).inc()
         log.error("notification %s to %s given up: %s", row.id, row.receiver, error)

@@ -117,7 +117,7 @@ CHILD = textwrap.dedent(
         h.fire("QueueBacklog")
         for i in range(3):
             h.fire("PaymentTaskFailed", team="payments", task=str(i))
-        asyncio.ensure_future(h.tick())
+        asyncio.ensure_future(h.pipeline.serve(asyncio.Event()))  # as the daemon runs it: a lane per receiver
         await pager.entered.wait()
         print("in flight", flush=True)
         await asyncio.sleep(3600)

@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 import pytest
 
 from alertd.errors import PermanentError, RetryableError
+from alertd.notifiers.base import RateBudget
 from alertd.notify.dedup import FIRST, PREVIOUS_FAILED
-from alertd.notify.retry import DELIVERY_FAILED, RECEIVER_DISABLED, RateLimiter, backoff, reason_label
+from alertd.notify.ratelimit import RateLimiter
+from alertd.notify.retry import DELIVERY_FAILED, RECEIVER_DISABLED, backoff, reason_label
 from alertd.state.base import OUTBOX_DELIVERED, OUTBOX_FAILED
 from alertd.testing import RecordingNotifier
 from tests.notify.helpers import START, harness
@@ -163,3 +165,64 @@ async def test_a_newer_notification_replaces_one_not_yet_delivered() -> None:
     await h.at(1300)
     assert len(pager.sent) == 1
     assert sorted(a.labels["i"] for a in pager.sent[0].alerts) == ["1", "2"]
+
+
+async def test_a_retry_after_pauses_every_send_to_the_destination_then_one_goes_first() -> None:
+    pager = RecordingNotifier("pager").fail(1, RetryableError("429", retry_after=60))
+    h = harness({"route": {**ROUTE, "group_by": ["..."]}}, notifiers={"pager": pager})
+    h.fire("X", i="1")
+    await h.tick()
+    assert len(pager.attempts) == 1 and pager.sent == []
+    await h.at(10)
+    h.fire("X", i="2")
+    h.fire("X", i="3")
+    await h.at(59)
+    assert len(pager.attempts) == 1, "other notifications to the destination wait for its Retry-After too"
+    await h.at(61)
+    assert [t - START for t in pager.sent_at] == [60, 60, 60]
+    assert sorted(n.alerts[0].labels["i"] for n in pager.sent) == ["1", "2", "3"]
+
+
+def test_after_a_pause_one_send_goes_alone_until_it_comes_back() -> None:
+    limiter = RateLimiter(None)
+    limiter.pause(10.0)
+    assert limiter.take(5.0) == pytest.approx(5.0)
+    pauses = limiter.pauses
+    assert limiter.take(10.0) == 0.0
+    assert limiter.take(10.0) > 0, "the second waits for the first's answer"
+    limiter.pause(20.0)  # the first was refused again
+    limiter.returned(pauses)
+    assert limiter.take(15.0) == pytest.approx(5.0)
+    pauses = limiter.pauses
+    assert limiter.take(20.0) == 0.0
+    limiter.returned(pauses)  # delivered: the pause is over
+    assert [limiter.take(20.0), limiter.take(20.0)] == [0.0, 0.0]
+
+
+class Shared(RecordingNotifier):
+    """A service that limits per account: receivers with one account share one budget."""
+
+    rate_budget = RateBudget(rate=1.0, burst=1)
+
+    def destination(self) -> str:
+        return "shared:account"
+
+
+async def test_receivers_with_one_destination_share_its_budget() -> None:
+    a, b = Shared("a"), Shared("b")
+    route = {**ROUTE, "receiver": "a", "routes": [{"matchers": ['team="b"'], "receiver": "b"}]}
+    h = harness({"route": route}, notifiers={"a": a, "b": b})
+    h.fire("X")
+    h.fire("Y", team="b")
+    await h.at(10)
+    assert sorted(t - START for t in [*a.sent_at, *b.sent_at]) == [0, 1]
+
+
+async def test_a_receivers_rate_limit_replaces_the_notifiers_budget() -> None:
+    h = harness({"route": {**ROUTE, "group_by": ["..."]},
+                 "receivers": {"pager": {"type": "x", "rate_limit": 0.5, "rate_burst": 2}}},
+                notifiers={"pager": Shared("pager")})
+    for i in range(4):
+        h.fire("X", i=str(i))
+    await h.at(10)
+    assert [t - START for t in h["pager"].sent_at] == [0, 0, 2, 4]

@@ -11,12 +11,20 @@ way the service documents, unless ``.script(...)`` queued answers for the next r
 
 ``wait_for`` blocks the calling thread; a test whose event loop runs the sender uses ``await
 wait_for_async(...)`` instead. Neither sleeps a fixed time: they return as soon as the requests are there.
+
+A misbehaving service: ``delay`` holds every answer back (a slow or, with a long one, a hanging service);
+``always`` answers every request not scripted with one reply (a 429 forever); ``throttle(rate, burst)``
+enforces a budget as the service does, answering 429 with Retry-After over it. Whatever the answers,
+``violations`` counts the requests that came after an answer 429 or 503 with Retry-After had been sent and
+before that Retry-After had passed (one sent at the same time as the refused one could not have known).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import email.utils
 import json
 import socket
 import threading
@@ -83,11 +91,20 @@ class HttpPeer:
         self._requests: list[Request] = []
         self._replies: list[Reply | None] = []  # by request index; None until answered
         self._script: deque[Reply | int] = deque()
+        self._stopping = threading.Event()  # cuts a delayed answer short when the peer stops
+        self.delay = 0.0
+        self.always: Reply | None = None
+        self._budget: tuple[float, int, float] | None = None  # rate, burst, Retry-After
+        self._tokens = 0.0
+        self._tokens_at = 0.0
+        self._refusals: list[tuple[float, float]] = []  # (answer sent, Retry-After over) of each 429 and 503
+        self.violations = 0
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
     def start(self) -> Self:
         peer = self
+        self._stopping.clear()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the real services and httpx's pool expect
@@ -118,6 +135,7 @@ class HttpPeer:
 
         ``start()`` again listens on the same port: a service that went down and came back.
         """
+        self._stopping.set()
         if self._server is not None:
             self._address = (self._address[0], self.port)
             self._server.shutdown()
@@ -171,6 +189,38 @@ class HttpPeer:
         once they are used up the peer answers normally again."""
         with self._changed:
             self._script.extend(replies)
+
+    def throttle(self, rate: float, burst: int = 1, retry_after: float = 1.0) -> None:
+        """Accept at most ``rate`` requests per second, ``burst`` at once; answer the others 429 with Retry-After."""
+        with self._changed:
+            self._budget = (rate, burst, retry_after)
+            self._tokens, self._tokens_at = float(burst), time.time()
+
+    def _over_budget(self, now: float) -> Reply | None:
+        if self._budget is None:
+            return None
+        rate, burst, retry_after = self._budget
+        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        reply = self.canned(429)
+        return dataclasses.replace(reply, headers={**reply.headers, "Retry-After": f"{retry_after:g}"})
+
+    def _check_retry_after(self, request: Request) -> None:
+        if any(sent <= request.time < until for sent, until in self._refusals):
+            self.violations += 1
+
+    def _refused(self, reply: Reply) -> float | None:
+        """When a 429 or 503 answer's Retry-After is over, if it has one."""
+        value = {k.lower(): v for k, v in reply.headers.items()}.get("retry-after")
+        if reply.status in (429, 503) and value is not None:
+            try:
+                return time.time() + float(value)
+            except ValueError:  # an HTTP date
+                return email.utils.parsedate_to_datetime(value).timestamp()
+        return None
 
     def reset(self) -> None:
         """Forget the recorded requests and any scripted answers still queued."""
@@ -227,18 +277,25 @@ class HttpPeer:
             self._requests.append(request)
             self._replies.append(None)
             scripted = self._script.popleft() if self._script else None
-        if scripted is None:
-            reply = self.answer(request)
+            limited = self._over_budget(request.time) if scripted is None else None
+        if limited is not None:
+            reply = limited
+        elif scripted is None:
+            reply = self.always or self.answer(request)
+            if self.delay > reply.delay:
+                reply = dataclasses.replace(reply, delay=self.delay)
         elif isinstance(scripted, int):
             reply = self.canned(scripted)
         else:
             reply = scripted
+        until = self._refused(reply)
         with self._changed:
+            self._check_retry_after(request)
             if index < len(self._replies):  # unless reset() came in between
                 self._replies[index] = reply
             self._changed.notify_all()
         if reply.delay:
-            time.sleep(reply.delay)  # the peer's own thread: a slow service, not a slow test
+            self._stopping.wait(reply.delay)  # the peer's own thread: a slow service, not a slow test
         content, content_type = reply.encode()
         try:
             handler.send_response(reply.status)
@@ -248,8 +305,12 @@ class HttpPeer:
             handler.send_header("Content-Length", str(len(content)))
             handler.end_headers()
             handler.wfile.write(content)
+            handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test); nothing to answer
+        if until is not None:
+            with self._changed:
+                self._refusals.append((time.time(), until))
 
 
 class _Server(ThreadingHTTPServer):

@@ -98,6 +98,10 @@ class EmailNotifier(Notifier):
     templates = {"subject": _template("subject.j2"), "text": _template("text.j2"), "html": _template("html.j2")}
     settings: EmailSettings
 
+    def destination(self) -> str:
+        # The smarthost is what a busy answer speaks for; no budget by default (set the receiver's rate_limit).
+        return f"smtp:{self.settings.smarthost}"
+
     async def send(self, notification: Notification) -> None:
         settings = self.settings
         texts = notification.rendered or self._render_defaults(notification)

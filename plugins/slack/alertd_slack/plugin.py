@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from alertd.errors import PermanentError
 from alertd.hookspecs import hookimpl
-from alertd.notifiers.base import Notification, Notifier, ReceiverSettings
+from alertd.notifiers.base import Notification, Notifier, RateBudget, ReceiverSettings, destination_key
 from alertd.notifiers.http import post, public_url, raise_for_status
 from alertd.notifiers.templates import render_templates
 from alertd.templating.env import make_environment
@@ -52,7 +52,12 @@ class SlackNotifier(Notifier):
     type_name = "slack"
     Settings = SlackSettings
     templates = {"title": _template("title.j2"), "text": _template("text.j2")}
+    # Slack: one message per second per incoming webhook, "short bursts" above it allowed.
+    rate_budget = RateBudget(rate=1.0, burst=2)
     settings: SlackSettings
+
+    def destination(self) -> str:
+        return destination_key("slack", self.settings.webhook_url.get_secret_value())
 
     async def send(self, notification: Notification) -> None:
         texts = notification.rendered or self._render_defaults(notification)

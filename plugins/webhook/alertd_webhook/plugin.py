@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator
 from alertd.config.secrets import SECRET
 from alertd.errors import PermanentError
 from alertd.hookspecs import hookimpl
-from alertd.notifiers.base import Notification, Notifier, NotifierContext, ReceiverSettings
+from alertd.notifiers.base import Notification, Notifier, NotifierContext, ReceiverSettings, destination_key
 from alertd.notifiers.http import post, public_url, raise_for_status
 from alertd.notifiers.templates import render_templates
 from alertd.notifiers.tls import CaFile, client_context
@@ -127,6 +127,10 @@ class WebhookNotifier(Notifier):
     async def close(self) -> None:
         if self._http is not self.context.http:
             await self._http.aclose()
+
+    def destination(self) -> str:
+        # The URL is the endpoint a 429 speaks for; no budget by default (set the receiver's rate_limit).
+        return destination_key("webhook", self.settings.url)
 
     async def send(self, notification: Notification) -> None:
         settings = self.settings
