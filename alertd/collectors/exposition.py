@@ -33,6 +33,17 @@ def prefix_filter(prefixes: Sequence[str]) -> Callable[[str], bool] | None:
     return lambda line: line.startswith(keep) or line.startswith("#") or not line.strip()
 
 
+def iter_lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, one at a time: a list of all of them would hold a second copy of a large page."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        if end < 0:
+            end = size
+        yield text[start:end]
+        start = end + 1
+
+
 def parse_exposition(
     text: str, keep_line: Callable[[str], bool] | None = None, *, openmetrics: bool = False, source: str = "target"
 ) -> list[Series]:
@@ -40,7 +51,7 @@ def parse_exposition(
     current = [0]
 
     def lines() -> Iterator[str]:
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(iter_lines(text), 1):
             if keep_line is not None and not keep_line(line):
                 continue
             current[0] = number

@@ -148,9 +148,11 @@ class ScrapeCollector(Collector):
             raise body.error(display_url(self.opts.url))
         size = len(body.content)
         openmetrics = body.content_type.startswith(OPENMETRICS_TYPE)
-        # Parsing is pure Python (about 20 µs a sample): a thread keeps the loop responsive.
-        series = await in_thread(self._parse, body.content, openmetrics)
+        # Parsing is pure Python (about 20 µs a sample): a thread keeps the loop responsive. The body goes in
+        # a holder that the parser empties, so that the bytes are freed once decoded, not after parsing.
+        holder = [body.content]
         del body
+        series = await in_thread(self._parse, holder, openmetrics)
         now = self.context.clock.now()
         out = [Sample(name, target_labels(labels, self.job, self.instance), value, now) for name, labels, value in series]
         out.append(Sample("scrape_up", self.up_labels, 1.0, now))
@@ -158,9 +160,9 @@ class ScrapeCollector(Collector):
         out.append(Sample("scrape_response_bytes", self.up_labels, float(size), now))
         return out
 
-    def _parse(self, content: bytes, openmetrics: bool) -> list[Series]:
+    def _parse(self, holder: list[bytes], openmetrics: bool) -> list[Series]:
         try:
-            text = content.decode("utf-8")
+            text = holder.pop().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CollectorError(f"scrape target {self.target} returned text that is not UTF-8 (byte {exc.start})") from None
         return parse_exposition(

@@ -19,6 +19,7 @@ from alertd.errors import ConfigErrors
 from alertd.models import Sample
 from tests.helpers import write
 from tests.peers import HttpPeer, Reply, Request
+from tests.peers.exposition import ExpositionPeer
 from tests.services import PrometheusServer, start_prometheus
 
 EXPOSITION = """\
@@ -28,14 +29,9 @@ shop_queue_waiting{queue="emails"} 4
 """
 
 
-class ExpositionPeer(HttpPeer):
-    def answer(self, request: Request) -> Reply:
-        return Reply(200, EXPOSITION, {"Content-Type": "text/plain; version=0.0.4"})
-
-
 @pytest.fixture(scope="module")
 def exposition() -> Iterator[ExpositionPeer]:
-    with ExpositionPeer() as peer:
+    with ExpositionPeer(EXPOSITION) as peer:
         yield peer
 
 

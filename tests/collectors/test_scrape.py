@@ -21,7 +21,7 @@ from alertd.config import load_config
 from alertd.errors import ConfigErrors
 from alertd.models import Sample
 from tests.helpers import write
-from tests.peers import HttpPeer, Reply, Request
+from tests.peers.exposition import OPENMETRICS_FORMAT, ExpositionPeer
 from tests.peers.tls import shared_certificate
 from tests.services import RedisServer, free_port, start_flower
 from tests.workers import CeleryWorker
@@ -45,18 +45,6 @@ celery_tasks_created{task="a"} 1.7e9
 celery_workers 2.0
 # EOF
 """
-
-
-class ExpositionPeer(HttpPeer):
-    """A /metrics endpoint serving ``text`` with ``content_type``."""
-
-    def __init__(self, text: str = EXPOSITION, content_type: str = "text/plain; version=0.0.4", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.text = text
-        self.content_type = content_type
-
-    def answer(self, request: Request) -> Reply:
-        return Reply(200, self.text.encode(), {"Content-Type": self.content_type})
 
 
 def collector(targets: dict[str, dict[str, Any]], **section: Any) -> list[ScrapeCollector]:
@@ -85,7 +73,7 @@ def up(samples: list[Sample]) -> float:
 
 
 async def test_every_sample_gets_job_and_instance_and_its_own_are_kept_as_exported() -> None:
-    with ExpositionPeer() as peer:
+    with ExpositionPeer(EXPOSITION) as peer:
         (c,) = collector({"exporter-a": {"url": f"{peer.url}/metrics"}})
         runs = await run_all([c])
         instance = f"127.0.0.1:{peer.port}"
@@ -109,7 +97,7 @@ async def test_every_sample_gets_job_and_instance_and_its_own_are_kept_as_export
 
 
 async def test_metric_prefixes_keep_only_those_metrics() -> None:
-    with ExpositionPeer() as peer:
+    with ExpositionPeer(EXPOSITION) as peer:
         (c,) = collector({"t": {"url": peer.url, "metric_prefixes": ["celery_queue", "node_"], "job": "node"}})
         runs = await run_all([c])
     names = {s.name for s in runs["scrape:t"].samples if not s.name.startswith(("scrape_", "alertd_"))}
@@ -118,7 +106,7 @@ async def test_metric_prefixes_keep_only_those_metrics() -> None:
 
 
 async def test_openmetrics_is_parsed_as_openmetrics_without_created_samples() -> None:
-    with ExpositionPeer(OPENMETRICS, "application/openmetrics-text; version=1.0.0; charset=utf-8") as peer:
+    with ExpositionPeer(OPENMETRICS, OPENMETRICS_FORMAT) as peer:
         (c,) = collector({"om": {"url": peer.url, "instance": "exporter:9808"}})
         runs = await run_all([c])
     run = runs["scrape:om"]
@@ -130,7 +118,7 @@ async def test_openmetrics_is_parsed_as_openmetrics_without_created_samples() ->
 
 async def test_bearer_token_basic_auth_and_a_private_ca() -> None:
     certificate = shared_certificate()
-    with ExpositionPeer(certificate=certificate) as tls_peer, ExpositionPeer() as plain:
+    with ExpositionPeer(EXPOSITION, certificate=certificate) as tls_peer, ExpositionPeer(EXPOSITION) as plain:
         made = collector({
             "tls": {"url": f"{tls_peer.url}/metrics", "ca_file": certificate.ca_file, "bearer_token": "s3cret"},
             "basic": {"url": f"{plain.url}/metrics", "username": "prom", "password": "pw"},
