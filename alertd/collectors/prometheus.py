@@ -92,15 +92,18 @@ class PrometheusCollector(Collector):
 
     def __init__(self, settings: CollectorSettings, context: CollectorContext, metric: str = "") -> None:
         super().__init__(settings, context)
-        self.opts = settings if isinstance(settings, PrometheusSettings) else PrometheusSettings(**settings.model_dump())
+        if not isinstance(settings, PrometheusSettings):
+            raise TypeError("a PrometheusCollector runs one query: build it with PrometheusCollector.instances")
+        self.opts = settings
         self.metric = metric
         self.query = self.opts.queries.get(metric, "")
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
     def instances(cls, settings: CollectorSettings, context: CollectorContext) -> list[Collector]:
-        queries = settings.queries if isinstance(settings, PrometheusSettings) else {}
-        return [cls(settings, context, metric) for metric in sorted(queries)]
+        if not isinstance(settings, PrometheusSettings):
+            raise TypeError("the prometheus section's settings must be PrometheusSettings")
+        return [cls(settings, context, metric) for metric in sorted(settings.queries)]
 
     @property
     def name(self) -> str:

@@ -129,7 +129,7 @@ class ScrapeCollector(Collector):
     @classmethod
     def instances(cls, settings: CollectorSettings, context: CollectorContext) -> list[Collector]:
         if not isinstance(settings, ScrapeSettings):
-            settings = ScrapeSettings.model_validate(settings.model_dump())
+            raise TypeError("the scrape section's settings must be ScrapeSettings")
         return [cls(t, context, name) for name, t in sorted(settings.targets.items()) if t.enabled]
 
     @property
