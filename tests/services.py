@@ -1,4 +1,5 @@
-"""Real services for integration tests: private redis-server and prometheus-pushgateway processes on free ports.
+"""Real services for integration tests: private redis-server, prometheus-pushgateway, prometheus and Flower
+processes on free ports.
 
 Each fixture starts its own process, waits until it answers, and stops it afterwards; the machine's own
 Redis and RabbitMQ are never stopped or changed. A missing binary is an error, not a skip: ``scripts/test``
@@ -124,3 +125,112 @@ def start_pushgateway() -> Pushgateway:
     return Pushgateway(port, proc)
 
 
+
+
+@dataclass
+class Flower:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def start_flower(broker_url: str) -> Flower:
+    """Flower (``celery flower``) for the test app, watching the events of ``broker_url``'s workers."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    fd, log_path = tempfile.mkstemp(prefix="alertd-flower-", suffix=".log")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, ALERTD_TEST_BROKER_URL=broker_url)
+    env.pop("ALERTD_TEST_PUSHGATEWAY_URL", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    with os.fdopen(fd, "wb") as logfile:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tests.celeryapp.tasks", "flower",
+             f"--port={port}", "--address=127.0.0.1", "--persistent=False"],
+            cwd=root, env=env, stdout=logfile, stderr=subprocess.STDOUT,
+        )
+    flower = Flower(port, proc, log_path)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"flower exited with {proc.returncode}:\n{flower.log()[-3000:]}")
+        with urllib.request.urlopen(f"{flower.url}/healthcheck", timeout=1) as response:
+            return bool(response.status == 200)
+
+    try:
+        wait_until(ready, timeout=60, what=f"flower on port {port}")
+    except BaseException:
+        flower.stop()
+        raise
+    return flower
+
+
+@dataclass
+class PrometheusServer:
+    port: int
+    process: subprocess.Popen[bytes]
+    dir: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_prometheus(scrape_url: str, scrape_interval: str = "1s") -> PrometheusServer:
+    """A private Prometheus server (its own port and data folder) that scrapes ``scrape_url`` (job "test")."""
+    from urllib.parse import urlsplit
+
+    binary = require_binary("prometheus", "/usr/bin/prometheus")
+    workdir = tempfile.mkdtemp(prefix="alertd-prometheus-")
+    target = urlsplit(scrape_url)
+    config = os.path.join(workdir, "prometheus.yml")
+    with open(config, "w") as f:
+        f.write(
+            f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
+            "scrape_configs:\n  - job_name: test\n"
+            f"    metrics_path: {target.path or '/metrics'}\n"
+            f"    static_configs:\n      - targets: ['{target.netloc}']\n"
+        )
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={os.path.join(workdir, 'data')}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    server = PrometheusServer(port, proc, workdir)
+
+    def ready() -> bool:
+        import urllib.request
+
+        if proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited with {proc.returncode}")
+        with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:
+            return bool(response.status == 200)
+
+    try:
+        wait_until(ready, timeout=60, what=f"prometheus on port {port}")
+    except BaseException:
+        server.stop()
+        raise
+    return server

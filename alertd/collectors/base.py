@@ -56,9 +56,19 @@ class Collector(abc.ABC):
         self.settings = settings
         self.context = context
 
+    @classmethod
+    def instances(cls, settings: CollectorSettings, context: CollectorContext) -> list[Collector]:
+        """The collectors one ``[collectors.<type>]`` section makes: one, or one per target that section lists
+        (each then has its own name, runner, interval and ``alertd_collector_success``, and fails alone)."""
+        return [cls(settings, context)]
+
     @property
     def name(self) -> str:
         return self.type_name
+
+    def failure_samples(self, error: str) -> list[Sample]:
+        """What a failed run still reports besides the runner's own samples (a target's ``up`` at 0)."""
+        return []
 
     @abc.abstractmethod
     async def collect(self) -> list[Sample]:
@@ -112,7 +122,7 @@ class CollectorRunner:
             log.warning("collector %s failed: %s", c.name, error)
         self.last_error = error
         labels = {"collector": c.name}
-        samples = list(samples)
+        samples = list(samples) if error is None else c.failure_samples(error)
         samples.append(Sample("alertd_collector_success", labels, 0.0 if error else 1.0, now))
         samples.append(Sample("alertd_collector_duration_seconds", labels, duration, now))
         samples.append(Sample("alertd_collector_interval_seconds", labels, c.settings.interval, now))

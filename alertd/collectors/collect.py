@@ -13,9 +13,10 @@ from alertd.models import Sample
 
 def build_collectors(loaded: LoadedConfig, context: CollectorContext) -> list[Collector]:
     return [
-        loaded.collector_types[name](settings, context)
+        collector
         for name, settings in sorted(loaded.collector_settings.items())
         if settings.enabled
+        for collector in loaded.collector_types[name].instances(settings, context)
     ]
 
 
@@ -36,8 +37,10 @@ def make_context(loaded: LoadedConfig, clock: Clock | None = None) -> CollectorC
 
 
 async def collect_once(loaded: LoadedConfig, only: set[str] | None = None) -> list[CollectorRun]:
-    """Run every enabled collector (or those named in ``only``) once, side by side, and close them."""
-    collectors = [c for c in build_collectors(loaded, make_context(loaded)) if only is None or c.name in only]
+    """Run every enabled collector (or those of the types named in ``only``) once, side by side, and close them."""
+    collectors = [
+        c for c in build_collectors(loaded, make_context(loaded)) if only is None or {c.name, c.type_name} & only
+    ]
     try:
         return list(await asyncio.gather(*(CollectorRunner(c).run() for c in collectors)))
     finally:

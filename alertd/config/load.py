@@ -236,7 +236,8 @@ def load_config(path: str | Path, pm: pluggy.PluginManager | None = None) -> Loa
         if raw is None and not cls.default_enabled:
             continue
         try:
-            loaded.collector_settings[name] = cls.Settings.model_validate(raw or {})
+            # A relative ca_file is relative to the configuration file, as in receivers.
+            loaded.collector_settings[name] = cls.Settings.model_validate(raw or {}, context={"base_dir": loaded.base_dir})
         except ValidationError as exc:
             errors.extend(validation_errors(exc, checked, base=("collectors", name)))
     errors.extend(_receivers(loaded, checked, pm))
