@@ -150,14 +150,10 @@ class RuleEngine:
         try:
             self.state.apply(list(unsaved.upserts.values()), sorted(unsaved.deletes), unsaved.transitions)
         except StateStoreError as exc:
-            if self.state_error is None:
-                log.error("alert states are not being saved (they are kept in memory, and written once the "
-                          "store takes them again): %s", exc)
             self.state_error = str(exc)
             return
-        if self.state_error is not None:
-            log.warning("alert states are saved again (%d history transitions were lost meanwhile)",
-                        unsaved.dropped)
+        if unsaved.dropped:
+            log.warning("%d history transitions could not be saved and were dropped", unsaved.dropped)
         self.state_error = None
         self.unsaved = Unsaved()
 

@@ -31,11 +31,12 @@ from alertd.config import LoadedConfig
 from alertd.daemon.jobs import add_loop_job, log_skipped_runs
 from alertd.daemon.metrics import DaemonMetrics
 from alertd.daemon.reload import RELOAD_FAILED, Candidate, ReloadResult, build_candidate
-from alertd.errors import ConfigError
+from alertd.errors import ConfigError, StateStoreError
 from alertd.logs import set_level
 from alertd.models import Alert, AlertState, Sample
 from alertd.notify import InternalAlerts, NotifyMetrics
 from alertd.notify.pipeline import NotificationPipeline, build_pipeline, make_notifiers
+from alertd.notify.store_watch import StoreWatch
 from alertd.owner import in_thread
 from alertd.plugins import make_plugin_manager
 from alertd.rules.compile import CompiledRule
@@ -46,7 +47,6 @@ from alertd.series.store import SeriesStore
 from alertd.state import open_store
 from alertd.templating.env import make_environment
 
-STATE_WRITE_FAILING = "AlertdStateWriteFailing"
 log = logging.getLogger("alertd")
 
 # The parts of the configuration each part of the daemon is built from: a reload rebuilds a part only when
@@ -112,6 +112,7 @@ class Daemon:
         self.last_reload: ReloadResult | None = None
         # alertd's own alerts that are not rules' (a reload that failed); the pipeline keeps its own.
         self.internal = InternalAlerts()
+        self.state_watch = StoreWatch("alert states", self.internal, self.clock)
         # Notifiers share one HTTP client, and so does the dead man's switch.
         self.http = httpx.AsyncClient()
         self.scheduler: AsyncIOScheduler | None = None
@@ -223,14 +224,16 @@ class Daemon:
         return [*(self.engine.to_alert(r) for r in records), *self.internal_alerts()]
 
     def _watch_state_writes(self) -> None:
-        """alertd's own alert, and readiness, while alert states cannot be saved (the pages still go out)."""
-        error = self.engine.state_error
-        firing = any(a.labels.get("alertname") == STATE_WRITE_FAILING for a in self.internal.firing())
-        if error is not None and not firing:
-            self.internal.fire(STATE_WRITE_FAILING, {}, f"alert states cannot be saved: {error}", self.clock.now(),
-                               severity="critical")
-        elif error is None and firing:
-            self.internal.resolve(STATE_WRITE_FAILING, {}, self.clock.now(), severity="critical")
+        """alertd's own alert while alert states cannot be saved (the engine goes on from memory)."""
+        if self.engine.state_error is not None:
+            self.state_watch.failed("alert states", StateStoreError(self.engine.state_error))
+        else:
+            self.state_watch.succeeded()
+
+    def state_write_error(self) -> str | None:
+        """Why a part cannot save its state now (readiness says so), or None."""
+        watches = [self.state_watch] + ([self.pipeline.retry.watch] if self.pipeline is not None else [])
+        return next((f"{w.part} cannot be saved: {w.error}" for w in watches if w.error is not None), None)
 
     def _alerts_of(self, rules: Sequence[CompiledRule], *, internal: bool) -> list[Alert]:
         """The firing and resolved alerts of ``rules`` (and alertd's own when ``internal``)."""
@@ -256,14 +259,18 @@ class Daemon:
     async def housekeeping(self) -> None:
         """Forget what has aged out, on the loop like every job. Each part is a step of its own, so a page
         waits for one part at most."""
+        now = self.clock.now()
         if self.pipeline is not None:
-            self.pipeline.housekeeping()
+            watch = self.pipeline.retry.watch
+            watch.write("the notification log's pruning", self.pipeline.housekeeping)
+            if watch.error is not None:  # nothing else may write for a while: see whether the store takes one
+                watch.write("a test write", lambda: self.state.set_meta("last_write_check", str(now)))
         self.internal.forget_resolved()
         await asyncio.sleep(0)
-        now = self.clock.now()
         dropped = self.series.gc(now)
         await asyncio.sleep(0)
-        pruned = self.state.prune_history(now - self.loaded.config.state.history_retention)
+        pruned = self.state_watch.write(
+            "history pruning", lambda: self.state.prune_history(now - self.loaded.config.state.history_retention))
         if dropped or pruned:
             log.debug("housekeeping: %d series dropped, %d history rows pruned", dropped, pruned)
         await asyncio.sleep(0)
@@ -275,7 +282,8 @@ class Daemon:
         taken = persist.take(self.series, self.engine.rules.by_metric, time.time())
         if taken.left_out:
             log.warning("saving series: %d series left out, past %d samples", taken.left_out, persist.MAX_SAMPLES)
-        self.state.set_meta(persist.META_KEY, await in_thread(persist.encode, taken))
+        text = await in_thread(persist.encode, taken)
+        self.state_watch.write("the series", lambda: self.state.set_meta(persist.META_KEY, text))
 
     # -- running ---------------------------------------------------------------------------------------------
 

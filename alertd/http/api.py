@@ -100,9 +100,9 @@ async def ready(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
     if not daemon.first_collection_done.is_set():
         return json({"status": "starting"}, 503)
-    if daemon.engine.state_error is not None:  # pages still go out; a restart now would lose alert states
-        return json({"status": "degraded", "reason": f"alert states cannot be saved: {daemon.engine.state_error}"},
-                    503)
+    trouble = daemon.state_write_error()
+    if trouble is not None:  # pages still go out; a restart now would lose what was not saved
+        return json({"status": "degraded", "reason": trouble}, 503)
     return json({"status": "ready"})
 
 

@@ -13,6 +13,7 @@ from alertd.models import Alert, AlertState
 from alertd.notifiers.base import Notification
 from alertd.notify import NotifyContext, NotifyMetrics, log
 from alertd.notify.dedup import NotificationLog
+from alertd.notify.store_watch import StoreWatch
 from alertd.state.base import OutboxRow, StateStore
 
 PAYLOAD_VERSION = 1
@@ -102,8 +103,10 @@ class OutboxStage:
         *,
         deadline: float,
         on_superseded: Callable[[Iterable[str]], None] | None = None,
+        watch: StoreWatch,
     ) -> None:
         self.store = store
+        self.watch = watch
         self.nflog = nflog
         self.metrics = metrics
         self.deadline = deadline
@@ -122,7 +125,8 @@ class OutboxStage:
         entry = ctx.log_entry
         if entry is not None:
             entry = replace(entry, notification_id=notification.id, failed=False)
-        superseded = self.store.outbox_add(row, entry)
+        # A store that refuses the write does not stop the page: it goes out from memory (see store_watch).
+        superseded = self.watch.write(f"notification {row.id}", lambda: self.store.outbox_add(row, entry)) or []
         if entry is not None:
             self.nflog.accepted(entry)
         if superseded:

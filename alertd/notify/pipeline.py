@@ -261,7 +261,8 @@ def build_pipeline(
             env, templates, clock, metrics, internal, external_url=config.external_url,
             max_alerts=config.notify.max_alerts, max_length=config.notify.max_rendered_length,
         ),
-        outbox=OutboxStage(store, nflog, metrics, deadline=config.notify.deadline, on_superseded=retry.forget),
+        outbox=OutboxStage(store, nflog, metrics, deadline=config.notify.deadline, on_superseded=retry.forget,
+                           watch=retry.watch),
         retry=retry,
     )
     return NotificationPipeline(parts, route)

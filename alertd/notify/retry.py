@@ -24,6 +24,7 @@ from alertd.notify.dedup import NotificationLog
 from alertd.notify.lanes import Lane, Pending
 from alertd.notify.outbox import decode_notification
 from alertd.notify.ratelimit import RateLimiter
+from alertd.notify.store_watch import StoreWatch
 from alertd.state.base import OUTBOX_DELIVERED, OUTBOX_FAILED, OutboxRow, StateStore
 
 DELIVERY_FAILED = "AlertdNotificationFailed"
@@ -109,6 +110,7 @@ class RetryStage:
         self.clock = clock
         self.metrics = metrics
         self.internal = internal
+        self.watch = StoreWatch("notifications", internal, clock)
         self.base = base
         self.cap = cap
         self.limiters = dict(limiters or {})  # by receiver; receivers with one destination share one
@@ -258,11 +260,15 @@ class RetryStage:
         else:
             await self._retry_later(p, result.error)
 
+    def _record(self, row: OutboxRow) -> None:
+        """An attempt's outcome into the outbox; a store that refuses it never makes the lane send again."""
+        self.watch.write(f"the outcome of notification {row.id}", lambda: self.store.outbox_update(row))
+
     async def _delivered(self, p: Pending, result: Attempt) -> None:
         now = self.clock.now()
         row = replace(p.row, attempts=p.row.attempts + 1, next_attempt_at=None, delivered_at=now,
                       status=OUTBOX_DELIVERED)
-        self.store.outbox_update(row)
+        self._record(row)
         self._drop(p)
         n = p.notification
         self.metrics.sent.labels(row.receiver, reason_label(n.reason)).inc()
@@ -295,14 +301,14 @@ class RetryStage:
         else:
             log.debug("notifying %s failed again (attempt %d), retrying in %.1fs", row.receiver, attempts, delay)
         p.row = replace(row, attempts=attempts, next_attempt_at=now + delay, last_error=message)
-        self.store.outbox_update(p.row)
+        self._record(p.row)
         self.metrics.retried.labels(row.receiver, reason_label(p.notification.reason)).inc()
         p.due = now + delay
 
     async def _give_up(self, p: Pending, error: str, *, disable: bool = False) -> None:
         now = self.clock.now()
         row = replace(p.row, next_attempt_at=None, last_error=error, status=OUTBOX_FAILED)
-        self.store.outbox_update(row)
+        self._record(row)
         self._drop(p)
         n = p.notification
         self.metrics.failed.labels(row.receiver, reason_label(n.reason)).inc()

@@ -1,6 +1,7 @@
-"""A state write that fails (here a full database: SQLite's own "database or disk is full", from a page limit
-set on the live file) never holds an alert back: the evaluation goes on in memory, alertd raises its own
-alert and readiness says so, and once writes work again everything that waited is saved."""
+"""A state write that fails (here SQLite's own refusal to write, as for a file made read-only: the live
+connection is switched to query_only) never holds an alert back: the evaluation and the page go on from memory,
+once, alertd raises its own alert and readiness says so, and once writes work again everything that waited is
+saved."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import httpx
 
 from alertd.config.model import HttpSettings
 from alertd.daemon import build
-from alertd.daemon.core import STATE_WRITE_FAILING
 from alertd.http.server import start_http_server
 from alertd.models import AlertState, Sample
+from alertd.notify.store_watch import STATE_WRITE_FAILING
 from alertd.state import open_store
 from alertd.state.sqlite import SQLiteStateStore
 from tests.helpers import OFFLINE, write
@@ -28,30 +29,44 @@ condition = "value > 10"
 """
 
 
-def fill(store: SQLiteStateStore, room: int) -> None:
-    """Let the database grow by ``room`` pages at most, as a disk with little space left would."""
+def writable(store: SQLiteStateStore, yes: bool) -> None:
     with store._use("test") as conn:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {pages + room}")
+        conn.execute(f"PRAGMA query_only = {0 if yes else 1}")
 
 
-async def test_a_full_disk_holds_no_alert_back_and_everything_is_saved_once_it_clears(tmp_path: Path) -> None:
+async def test_a_store_that_refuses_writes_holds_no_page_back_and_everything_is_saved_after(tmp_path: Path) -> None:
     write(tmp_path / "rules" / "q.toml", RULES)
-    cfg = write(tmp_path / "alertd.toml", OFFLINE.replace('url = "memory://"', 'url = "state.db"'))
+    cfg = write(tmp_path / "alertd.toml", OFFLINE.replace('url = "memory://"', 'url = "state.db"') + f"""
+[receivers.console]
+type = "console"
+path = "{tmp_path / 'pages.log'}"
+[route]
+receiver = "console"
+group_wait = "0s"
+group_by = ["alertname"]
+""")
     daemon = build(str(cfg))
     assert isinstance(daemon.state, SQLiteStateStore)
     server = await start_http_server(daemon, HttpSettings(listen="127.0.0.1:0"))
     try:
         daemon.first_collection_done.set()
-        fill(daemon.state, 0)
+        writable(daemon.state, False)
         now = time.time()
         daemon.ingest([Sample("queue_depth", {"queue": f"q{i}"}, 50.0, now) for i in range(200)])
         daemon.evaluate_all()  # does not raise
         firing = {r.labels["queue"] for r in daemon.engine.alerts([AlertState.FIRING])}
         assert len(firing) == 200
-        assert "database or disk is full" in (daemon.engine.state_error or "")
-        own = [a for a in daemon.internal.firing() if a.labels["alertname"] == STATE_WRITE_FAILING]
-        assert len(own) == 1 and "cannot be saved" in own[0].annotations["summary"]
+        assert "readonly database" in (daemon.engine.state_error or "")
+        assert daemon.pipeline is not None
+        await daemon.pipeline.tick()  # the page goes out from memory: its outbox row could not be written
+        await daemon.pipeline.tick()  # and is not sent again because its outcome could not be written either
+        pages = [line for line in (tmp_path / "pages.log").read_text().splitlines() if line.startswith("===")]
+        assert pages.count("=== [FIRING] QueueDeep to console (first notification) ===") == 1  # once, not again
+        assert "=== [FIRING] AlertdStateWriteFailing to console (first notification) ===" in pages  # and said
+        own = {a.labels["part"]: a for a in daemon.internal_alerts()
+               if a.labels["alertname"] == STATE_WRITE_FAILING and a.state is AlertState.FIRING}
+        assert set(own) == {"alert states", "notifications"}
+        assert "cannot be saved" in own["alert states"].annotations["summary"]
         async with httpx.AsyncClient(base_url=server.url) as c:
             ready = await c.get("/-/ready")
             assert ready.status_code == 503 and ready.json()["status"] == "degraded"
@@ -61,10 +76,12 @@ async def test_a_full_disk_holds_no_alert_back_and_everything_is_saved_once_it_c
             daemon.evaluate_all()
             assert "q0" not in {r.labels["queue"] for r in daemon.engine.alerts([AlertState.FIRING])}
 
-            fill(daemon.state, 10_000)  # space again
+            writable(daemon.state, True)
             daemon.evaluate_all()
             assert daemon.engine.state_error is None and not daemon.engine.unsaved
-            assert not [a for a in daemon.internal.firing() if a.labels["alertname"] == STATE_WRITE_FAILING]
+            await daemon.housekeeping()  # the notifications' part sees the store take a write again
+            assert not [a for a in daemon.internal_alerts()
+                        if a.labels["alertname"] == STATE_WRITE_FAILING and a.state is AlertState.FIRING]
             assert (await c.get("/-/ready")).status_code == 200
     finally:
         await server.close()
