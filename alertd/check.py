@@ -14,6 +14,7 @@ from alertd.config import LoadedConfig, load_config
 from alertd.errors import ConfigError, ConfigErrors
 from alertd.models import Alert, AlertState, fingerprint
 from alertd.notifiers.base import Notification
+from alertd.notifiers.reasons import Reason, ReasonKind
 from alertd.notifiers.templates import template_context
 from alertd.plugins import make_plugin_manager
 from alertd.rules.load import RuleSet, load_rules
@@ -86,7 +87,7 @@ def sample_notification(receiver: str, external_url: str) -> Notification:
     )
     return Notification(
         id="check", receiver=receiver, group_key=f"{{}}:check:{receiver}", group_labels={"alertname": "SampleAlert"},
-        alerts=(alert,), reason="first notification", created_at=0.0, external_url=external_url,
+        alerts=(alert,), reason=Reason(ReasonKind.FIRST), created_at=0.0, external_url=external_url,
     )
 
 

@@ -202,9 +202,10 @@ async def ack(request: web.Request) -> web.Response:
     expires = time.time() + duration(data.duration, "duration", request) if data.duration else None
     got = pipeline.acks.ack(found["fingerprint"], by=data.by, comment=data.comment, expires_at=expires)
     snapshots_of(request).changed()
-    log.info("alert %s acknowledged by %s", found["fingerprint"], data.by)
+    told = await pipeline.acknowledged(found["fingerprint"], data.by, data.comment)
+    log.info("alert %s acknowledged by %s; %d receiver(s) told", found["fingerprint"], data.by, told)
     return json({"fingerprint": got.fingerprint, "by": got.by, "comment": got.comment, "at": got.at,
-                 "expires_at": got.expires_at})
+                 "expires_at": got.expires_at, "notified": told})
 
 
 async def explain(request: web.Request) -> web.Response:

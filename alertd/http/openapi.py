@@ -98,6 +98,9 @@ PATHS: dict[str, dict[str, Any]] = {
                                             params=[_path_param("id")], mutating=True)},
     "/api/v1/openapi.json": {"get": _op("This document", "the OpenAPI document")},
     "/": {"get": {"summary": "The dashboard", "responses": {"200": {"description": "HTML page"}}}},
+    "/alerts/{fingerprint}": {"get": {"summary": "Where notifications link to (generatorURL): the alert",
+                                      "parameters": FP,
+                                      "responses": {"302": {"description": "to /api/v1/alerts/{fingerprint}"}}}},
 }
 
 

@@ -48,12 +48,18 @@ async def _dashboard(request: web.Request) -> web.StreamResponse:
     return await api.heavy(request, work)
 
 
+async def _alert_link(request: web.Request) -> web.StreamResponse:
+    """Where notifications' links (generatorURL) point: the alert, for now as the API shows it."""
+    raise web.HTTPFound(f"/api/v1/alerts/{request.match_info['fingerprint']}")
+
+
 async def _openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi())
 
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/", _dashboard),
+    ("GET", "/alerts/{fingerprint}", _alert_link),
     ("GET", "/-/healthy", api.healthy),
     ("GET", "/-/ready", api.ready),
     ("POST", "/-/reload", api.reload),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alertd.clock import Clock, SystemClock
 from alertd.durations import Duration
 from alertd.models import Alert
+from alertd.notifiers.reasons import Reason
 
 
 class ReceiverSettings(BaseModel):
@@ -42,7 +43,7 @@ class Notification:
     group_key: str  # stable across repeats, restarts and replicas (PagerDuty dedup_key, Slack thread)
     group_labels: Mapping[str, str]
     alerts: tuple[Alert, ...]
-    reason: str  # why it is sent: "first notification", "new alerts", "resolved", "repeat interval elapsed"...
+    reason: Reason  # why it is sent: its .kind (ReasonKind), and the text people read
     created_at: float
     external_url: str = ""
     rendered: Mapping[str, str] = field(default_factory=dict)  # the notifier's templates, rendered

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from alertd.dispatch.route import RouteOptions
 from alertd.models import Alert, AlertState, fingerprint
 from alertd.notifiers.base import Notification
+from alertd.notifiers.reasons import Reason, ReasonKind
 from alertd.state.base import NotificationLogEntry, OutboxRow
 
 log = logging.getLogger("alertd.notify")
@@ -33,6 +34,9 @@ class FlushState:
     memo: dict[str, Any] = field(default_factory=dict)  # a stage's per-flush results
 
 
+NO_REASON = Reason(ReasonKind.OTHER)
+
+
 @dataclass
 class NotifyContext:
     """One group flush, for one receiver once fanned out. Stages read it and fill in what they decide."""
@@ -44,7 +48,7 @@ class NotifyContext:
     flush: FlushState
     receiver: str = ""
     level: int = 0  # escalation level of ``receiver`` (0: the route's own receiver)
-    reason: str = ""  # why this notification is sent (dedup, escalation)
+    reason: Reason = NO_REASON  # why this notification is sent (dedup, escalation, an acknowledgement)
     log_entry: NotificationLogEntry | None = None  # written with the outbox row
     notification: Notification | None = None  # built by render
     outbox_row: OutboxRow | None = None  # written by outbox

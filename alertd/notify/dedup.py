@@ -9,16 +9,17 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
 from alertd.models import Alert, AlertState
+from alertd.notifiers.reasons import Reason, ReasonKind
 from alertd.notify import NotifyContext, log
 from alertd.state.base import NotificationLogEntry, StateStore
 
-FIRST = "first notification"
-NEW_ALERTS = "new alerts"
-RESOLVED = "alerts resolved"
-REPEAT = "repeat interval elapsed"
-SILENCE_ENDED = "silence ended"
-INHIBITION_ENDED = "inhibition ended"
-PREVIOUS_FAILED = "previous notification failed"
+FIRST = Reason(ReasonKind.FIRST)
+NEW_ALERTS = Reason(ReasonKind.NEW_ALERTS)
+RESOLVED = Reason(ReasonKind.RESOLVED)
+REPEAT = Reason(ReasonKind.REPEAT)
+SILENCE_ENDED = Reason(ReasonKind.SILENCE_ENDED)
+INHIBITION_ENDED = Reason(ReasonKind.INHIBITION_ENDED)
+PREVIOUS_FAILED = Reason(ReasonKind.PREVIOUS_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,6 @@ class DedupStage:
         if not decision.send:
             log.debug("%s: not notified: %s", ctx.stage_log(), decision.reason)
             return []
-        ctx.reason = decision.reason
+        ctx.reason = Reason.parse(decision.reason)
         ctx.log_entry = new_entry
         return alerts if ctx.route.send_resolved or not resolved else [a for a in alerts if not a.resolved]

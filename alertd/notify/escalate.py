@@ -18,6 +18,7 @@ from alertd.dispatch.config import EscalationPolicyConfig
 from alertd.durations import format_duration
 from alertd.errors import AlertdError
 from alertd.models import Alert
+from alertd.notifiers.reasons import Reason
 from alertd.notify import NotifyContext, log
 from alertd.notify.dedup import FIRST, RESOLVED
 from alertd.state.base import Acknowledgement, EscalationState, StateStore
@@ -170,7 +171,7 @@ class EscalateStage:
         if ctx.level <= result.level:
             if ctx.reason == FIRST:
                 after = self.policies[ctx.route.escalation].levels[ctx.level - 1].after
-                ctx.reason = f"escalated to level {ctx.level}: unacknowledged for {format_duration(after)}"
+                ctx.reason = Reason.escalation(ctx.level, format_duration(after))
             return alerts
         # Not reached (or acknowledged since): only a receiver that was told about firing alerts hears more,
         # and only that they resolved.

@@ -11,6 +11,7 @@ from typing import Any
 
 from alertd.models import Alert, AlertState
 from alertd.notifiers.base import Notification
+from alertd.notifiers.reasons import Reason
 from alertd.notify import NotifyContext, NotifyMetrics, log
 from alertd.notify.dedup import NotificationLog
 from alertd.notify.store_watch import StoreWatch
@@ -44,7 +45,9 @@ def encode_notification(n: Notification) -> str:
             "group_key": n.group_key,
             "group_labels": dict(n.group_labels),
             "alerts": [_alert(a) for a in n.alerts],
-            "reason": n.reason,
+            "reason": str(n.reason),
+            "reason_kind": n.reason.kind.value if isinstance(n.reason, Reason) else None,
+            "reason_level": n.reason.level if isinstance(n.reason, Reason) else None,
             "created_at": n.created_at,
             "external_url": n.external_url,
             "rendered": dict(n.rendered),
@@ -82,7 +85,7 @@ def decode_notification(payload: str) -> Notification:
             group_key=d["group_key"],
             group_labels=d["group_labels"],
             alerts=alerts,
-            reason=d["reason"],
+            reason=Reason.parse(d["reason"], d.get("reason_kind"), d.get("reason_level")),
             created_at=d["created_at"],
             external_url=d.get("external_url", ""),
             rendered=d.get("rendered", {}),

@@ -25,6 +25,7 @@ from alertd.dispatch.route import Route, build_route_tree
 from alertd.errors import ConfigError
 from alertd.models import Alert, AlertState, fingerprint
 from alertd.notifiers.base import Notification, Notifier, NotifierContext
+from alertd.notifiers.reasons import Reason, ReasonKind
 from alertd.notify import FlushState, InternalAlerts, NotifyContext, NotifyMetrics, Stage, log
 from alertd.notify.dedup import DedupStage, NotificationLog
 from alertd.notify.escalate import Acks, EscalateStage
@@ -138,7 +139,7 @@ class NotificationPipeline:
         now = self.clock.now()
         ctx = NotifyContext(
             notification.group_key, notification.group_labels, self.route.options, now, FlushState({}),
-            receiver=receiver, reason=f"fallback for {notification.receiver}: {notification.reason}",
+            receiver=receiver, reason=Reason.fallback(notification.receiver, notification.reason),
             fallback_for=notification.receiver,
         )
         copy = replace(notification, id=uuid.uuid4().hex, receiver=receiver, reason=ctx.reason, created_at=now,
@@ -147,6 +148,29 @@ class NotificationPipeline:
         alerts = list(notification.alerts)
         for stage in (self.parts.outbox, self.retry):
             alerts = await stage(ctx, alerts)
+
+    async def acknowledged(self, fingerprint: str, by: str, comment: str = "") -> int:
+        """Tell the receivers that were paged about the alert's groups that someone acknowledged it (PagerDuty
+        acknowledges the incident, the webhook gets status and reason, Slack and email show who); the
+        escalation stops by itself (``Acks``). Returns the notifications queued."""
+        groups = [g for g in self.dispatcher.groups.values() if fingerprint in g.alerts]
+        reason = Reason.acknowledged(by, comment)
+        queued = 0
+        for group in groups:
+            alerts = [a for a in group.snapshot() if not a.resolved]
+            if not alerts:
+                continue
+            told = {e.receiver for e in self.parts.nflog.entries() if e.group_key == group.key and e.firing}
+            for receiver in sorted(told):
+                if receiver not in self.retry.notifiers:
+                    continue
+                ctx = NotifyContext(group.key, group.labels, group.route.options, self.clock.now(), FlushState({}),
+                                    receiver=receiver, reason=reason)
+                for stage in (self.parts.render, self.parts.outbox, self.retry):
+                    if not await stage(ctx, alerts):
+                        break
+                queued += ctx.outbox_row is not None
+        return queued
 
     async def tick(self) -> float | None:
         """Flush the groups that are due and make the delivery attempts that are due; return the next due time.
@@ -334,7 +358,7 @@ async def send_test_notification(loaded: LoadedConfig, receiver: str, clock: Clo
     )
     notification = Notification(
         id=uuid.uuid4().hex, receiver=receiver, group_key=f"{{}}:alertd-test:{receiver}",
-        group_labels={"alertname": "AlertdTestNotification"}, alerts=(alert,), reason="test notification",
+        group_labels={"alertname": "AlertdTestNotification"}, alerts=(alert,), reason=Reason(ReasonKind.TEST),
         created_at=now, external_url=loaded.config.external_url,
     )
     internal = InternalAlerts()

@@ -19,6 +19,7 @@ from alertd.clock import Clock
 from alertd.errors import PermanentError, RetryableError
 from alertd.models import Alert
 from alertd.notifiers.base import Notification, Notifier
+from alertd.notifiers.reasons import Reason
 from alertd.notify import InternalAlerts, NotifyContext, NotifyMetrics, log
 from alertd.notify.dedup import NotificationLog
 from alertd.notify.lanes import Lane, Pending
@@ -42,8 +43,8 @@ def backoff(attempts: int, base: float, cap: float, rng: random.Random, retry_af
 
 
 def reason_label(reason: str) -> str:
-    """The reason as a metric label: "escalated to level 2: unacknowledged for 15m" -> "escalated to level 2"."""
-    return reason.split(":", 1)[0]
+    """The reason as a metric label: its kind ("first", "escalation", "acknowledged"...), a bounded set."""
+    return Reason.parse(reason).kind.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,17 @@ async def test_alerts_filters_one_alert_and_errors(served: tuple[Daemon, str]) -
             assert response.status_code == status and "error" in response.json(), bad
 
 
+async def test_the_link_in_notifications_leads_to_the_alert(served: tuple[Daemon, str]) -> None:
+    daemon, url = served
+    assert daemon.pipeline is not None
+    [alert] = [a for a in daemon.notifiable_alerts(daemon.pipeline) if a.labels.get("queue") == "payments"]
+    assert alert.generator_url.endswith(f"/alerts/{alert.fingerprint}")
+    path = alert.generator_url.split("://", 1)[1].split("/", 1)[1]
+    async with httpx.AsyncClient(base_url=url, follow_redirects=True) as c:
+        shown = await c.get("/" + path)
+        assert shown.status_code == 200 and shown.json()["fingerprint"] == alert.fingerprint
+
+
 async def test_mutating_calls_need_the_token(served: tuple[Daemon, str]) -> None:
     _, url = served
     async with httpx.AsyncClient(base_url=url) as c:

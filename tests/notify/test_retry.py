@@ -41,7 +41,7 @@ def test_rate_limiter_on_a_clock() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "label"),
-    [("first notification", "first notification"), ("escalated to level 2: unacknowledged for 1h", "escalated to level 2")],
+    [("first notification", "first"), ("escalated to level 2: unacknowledged for 1h", "escalation")],
     ids=["plain", "escalated"],
 )
 def test_reason_label(reason: str, label: str) -> None:
@@ -62,8 +62,8 @@ async def test_retryable_once_then_success_is_delivered_exactly_once() -> None:
     [row] = [h.store.outbox_get(pager.sent[0].id)]
     assert row is not None and row.status == OUTBOX_DELIVERED and row.attempts == 2
     m = h.pipeline.metrics
-    assert m.value("alertd_notifications_sent_total", receiver="pager", reason=FIRST) == 1
-    assert m.value("alertd_notifications_retried_total", receiver="pager", reason=FIRST) == 1
+    assert m.value("alertd_notifications_sent_total", receiver="pager", reason=FIRST.kind) == 1
+    assert m.value("alertd_notifications_retried_total", receiver="pager", reason=FIRST.kind) == 1
     assert m.value("alertd_outbox_size") == 0
 
 
@@ -91,7 +91,7 @@ async def test_a_permanent_error_goes_to_the_fallback_receiver_rendered_for_it()
     assert n.reason == "fallback for pager: first notification"
     assert n.rendered == {"subject": "fallback for pager: first notification"}
     assert h.store.outbox_get(pager.attempts[0].id).status == OUTBOX_FAILED  # type: ignore[union-attr]
-    assert h.pipeline.metrics.value("alertd_notifications_failed_total", receiver="pager", reason=FIRST) == 1
+    assert h.pipeline.metrics.value("alertd_notifications_failed_total", receiver="pager", reason=FIRST.kind) == 1
 
 
 async def test_a_receivers_own_fallback_applies_too() -> None:

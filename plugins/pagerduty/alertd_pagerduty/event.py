@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from alertd.models import Alert
 from alertd.notifiers.base import Notification
+from alertd.notifiers.reasons import Reason, ReasonKind
 from alertd.notifiers.templates import alert_context
 
 # PagerDuty's documented limits (Events API v2, "Send an Alert Event").
@@ -50,8 +50,6 @@ SEVERITIES: Mapping[str, str] = {
 DEFAULT_SEVERITY = "error"
 _RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
-# The pipeline says why it notifies; an acknowledgement reads "acknowledged" (optionally "acknowledged by …").
-_ACKNOWLEDGED = re.compile(r"^\s*acknowledged\b", re.IGNORECASE)
 
 
 def dedup_key(group_key: str) -> str:
@@ -66,7 +64,7 @@ def pagerduty_severity(severity: str) -> str:
 def event_action(notification: Notification) -> str:
     if notification.status == "resolved":
         return "resolve"
-    if _ACKNOWLEDGED.match(notification.reason):
+    if Reason.parse(notification.reason).kind is ReasonKind.ACKNOWLEDGED:  # alertd ack, or the API's
         return "acknowledge"
     return "trigger"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from alertd.models import Alert
 from alertd.notifiers.base import Notification
+from alertd.notifiers.reasons import Reason
 
 VERSION = "4"
 # Alertmanager sends Go's zero time as endsAt while an alert fires.
@@ -60,7 +61,8 @@ def build_payload(
     """
     alerts = list(notification.alerts)
     shown = alerts[:max_alerts] if max_alerts > 0 else alerts
-    extra: dict[str, Any] = {"reason": notification.reason, "notificationId": notification.id}
+    reason = Reason.parse(notification.reason)
+    extra: dict[str, Any] = {"reason": str(reason), "reasonKind": reason.kind.value, "notificationId": notification.id}
     if rendered:
         extra["rendered"] = dict(rendered)
     return {

@@ -114,7 +114,7 @@ async def test_the_payload_is_alertmanagers_version_4(
                 "fingerprint": resolved.fingerprint,
             },
         ],
-        "alertd": {"reason": "new alerts", "notificationId": "n-0001"},
+        "alertd": {"reason": "new alerts", "reasonKind": "new_alerts", "notificationId": "n-0001"},
     }
 
 
