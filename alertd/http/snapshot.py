@@ -32,6 +32,7 @@ SLICE = 250
 MAX_AGE = 5.0
 HEAVY_AT_ONCE = 4
 QUEUE_LIMIT = 64
+CACHED_ANSWERS = 16
 T = TypeVar("T")
 
 
@@ -51,8 +52,12 @@ class Snapshot:
         return [a for a in self.alerts if a["state"] in wanted]
 
     async def cached(self, key: Any, make: Callable[[], T]) -> T:
-        """``make()`` run once per snapshot, in a worker thread; concurrent readers share the result."""
+        """``make()`` run once per snapshot, in a worker thread; concurrent readers share the result. At most
+        ``CACHED_ANSWERS`` answers are kept (the oldest go first): a client that asks a new question each time
+        costs a worker thread's time, never memory that grows with its questions."""
         if key not in self._cache:
+            while len(self._cache) >= CACHED_ANSWERS:
+                del self._cache[next(iter(self._cache))]
             self._cache[key] = asyncio.ensure_future(asyncio.to_thread(make))
         return await asyncio.shield(self._cache[key])
 

@@ -13,7 +13,7 @@ import pytest
 
 from alertd.config.model import HttpSettings
 from alertd.daemon import Daemon, build
-from alertd.http import snapshot
+from alertd.http import api, snapshot
 from alertd.http.server import start_http_server
 from alertd.models import Sample
 from tests.http.test_api import write
@@ -119,3 +119,20 @@ async def test_too_many_waiting_readers_get_503_with_retry_after(
         assert (await c.get("/-/healthy")).status_code == 200  # light answers are not in the line
         release.set()
         assert [r.status_code for r in await asyncio.gather(*held)] == [200] * len(held)
+
+
+async def test_distinct_questions_do_not_grow_the_cache(tmp_path: Path) -> None:
+    daemon = build(str(write(tmp_path)))
+    daemon.ingest([Sample("queue_depth", {"queue": f"q{i}"}, 50.0, time.time()) for i in range(200)])
+    daemon.evaluate_all()
+    server = await start_http_server(daemon, HttpSettings(listen="127.0.0.1:0"))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            for i in range(3 * snapshot.CACHED_ANSWERS):
+                answer = await c.get("/api/v1/alerts", params={"filter": f'queue=~"q{i}.*"'})
+                assert answer.status_code == 200 and answer.json()["total"] > 0
+        current = server.runner.app[api.SNAPSHOTS]._current
+        assert current is not None and len(current._cache) == snapshot.CACHED_ANSWERS
+    finally:
+        await server.close()
+        await daemon.close()
