@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import platform
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -69,8 +70,15 @@ def am_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -
     return wrapped
 
 
+@functools.lru_cache(maxsize=4096)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
 def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-01-02T03:04:05.678Z``; the whole seconds are memoized, since alerts share their times."""
+    whole = math.floor(seconds)
+    return f"{_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
 
 
 def flag(request: web.Request, name: str) -> bool:
@@ -93,16 +101,17 @@ def _receivers(route: Route | None, labels: Mapping[str, str]) -> list[dict[str,
     return [{"name": name} for name in names]
 
 
-def gettable_alert(view: Mapping[str, Any], route: Route | None, now: float) -> dict[str, Any]:
+def gettable_alert(view: Mapping[str, Any], route: Route | None, now: float,
+                   times: Callable[[float], str] = rfc3339) -> dict[str, Any]:
     """A snapshot's alert view as Alertmanager's ``gettableAlert``."""
     silenced, inhibited = view["silenced_by"], view["inhibited_by"]
     starts = view["fired_at"] or view["active_at"] or now
     alert: dict[str, Any] = {
         "labels": view["labels"],
         "annotations": view["annotations"],
-        "startsAt": rfc3339(starts),
-        "endsAt": rfc3339(now + RESOLVE_TIMEOUT),
-        "updatedAt": rfc3339(view["last_evaluated_at"] or starts),
+        "startsAt": times(starts),
+        "endsAt": times(now + RESOLVE_TIMEOUT),
+        "updatedAt": times(view["last_evaluated_at"] or starts),
         "fingerprint": view["fingerprint"],
         "receivers": _receivers(route, view["labels"]),
         "status": {"state": "suppressed" if silenced or inhibited else "active",
@@ -145,15 +154,31 @@ class AlertQuery:
 
 
 def _firing(snap: Snapshot, route: Route | None, now: float) -> list[dict[str, Any]]:
-    return [gettable_alert(v, route, now) for v in snap.alerts if v["state"] == "firing"]
+    formatted: dict[float, str] = {}  # the alerts of one evaluation share their times
+
+    def times(seconds: float) -> str:
+        text = formatted.get(seconds)
+        if text is None:
+            text = formatted[seconds] = rfc3339(seconds)
+        return text
+
+    found = [gettable_alert(v, route, now, times) for v in snap.alerts if v["state"] == "firing"]
+    return sorted(found, key=lambda a: a["fingerprint"])  # Alertmanager's order
 
 
-async def _answer(request: web.Request, key: tuple[Any, ...], make: Callable[[Snapshot], Any]) -> web.StreamResponse:
-    """A heavy answer from the snapshot: built in a worker thread, once per snapshot and query."""
+Make = Callable[[list[dict[str, Any]]], Any]
+
+
+async def _answer(request: web.Request, key: tuple[Any, ...], make: Make) -> web.StreamResponse:
+    """A heavy answer from the snapshot, in worker threads: its firing alerts in Alertmanager's shape once per
+    snapshot, then ``make(alerts)`` serialized once per snapshot and query."""
+    route = _route(request)
 
     async def work() -> web.StreamResponse:
         snap = await api.snapshots_of(request).current()
-        body = await snap.cached(("am", *key), lambda: dumps(make(snap)))
+        now = api.daemon_of(request).clock.now()
+        firing = await snap.cached(("am", id(route)), lambda: _firing(snap, route, now))
+        body = await snap.cached(("am", id(route), *key), lambda: dumps(make(firing)))
         return web.Response(body=body, content_type="application/json")
 
     return await api.heavy(request, work)
@@ -167,14 +192,7 @@ def _route(request: web.Request) -> Route | None:
 @am_errors
 async def alerts(request: web.Request) -> web.StreamResponse:
     query = AlertQuery(request)
-    route = _route(request)
-    now = api.daemon_of(request).clock.now()
-
-    def make(snap: Snapshot) -> list[dict[str, Any]]:
-        found = [a for a in _firing(snap, route, now) if query.keeps(a)]
-        return sorted(found, key=lambda a: a["fingerprint"])
-
-    return await _answer(request, ("alerts", id(route), *query.key), make)
+    return await _answer(request, ("alerts", *query.key), lambda firing: [a for a in firing if query.keeps(a)])
 
 
 @am_errors
@@ -182,13 +200,12 @@ async def alert_groups(request: web.Request) -> web.StreamResponse:
     """The aggregation groups the route tree makes of the firing alerts: one per route and group labels."""
     query = AlertQuery(request)
     route = _route(request)
-    now = api.daemon_of(request).clock.now()
 
-    def make(snap: Snapshot) -> list[dict[str, Any]]:
+    def make(firing: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if route is None:
             return []
         groups: dict[str, dict[str, Any]] = {}
-        for alert in _firing(snap, route, now):
+        for alert in firing:
             if not query.keeps(alert):
                 continue
             for taken in route.match(alert["labels"]):
@@ -199,13 +216,10 @@ async def alert_groups(request: web.Request) -> web.StreamResponse:
                     "labels": labels, "routeLabels": {}, "receiver": {"name": taken.options.receiver},
                     "alerts": []})
                 group["alerts"].append(alert)
-        found = [g for g in groups.values()
-                 if query.muted or any(a["status"]["state"] == "active" for a in g["alerts"])]
-        for group in found:
-            group["alerts"].sort(key=lambda a: a["fingerprint"])
-        return found
+        return [g for g in groups.values()
+                if query.muted or any(a["status"]["state"] == "active" for a in g["alerts"])]
 
-    return await _answer(request, ("groups", id(route), *query.key), make)
+    return await _answer(request, ("groups", *query.key), make)
 
 
 # -- silences ----------------------------------------------------------------------------------------------

@@ -207,16 +207,21 @@ async def test_malformed_silences_are_refused_as_alertmanager_does(
 
 @pytest.fixture
 def amtool(served: tuple[Daemon, str], tmp_path: Path) -> Iterator[Any]:  # noqa: F811 - the fixture
-    """Runs Debian's amtool against the served daemon, with the bearer token from an HTTP config file."""
+    """Runs Debian's amtool against the served daemon, configured as docs/alertmanager.md says: the URL in
+    amtool's configuration file (Debian's amtool reads ~/.config/prometheus/amtool.yml), the bearer token in
+    the HTTP configuration file it names."""
     binary = require_binary("amtool")
-    http_config = tmp_path / "amtool-http.yml"
-    http_config.write_text(yaml.safe_dump({"authorization": {"type": "Bearer", "credentials": TOKEN}}))
     _, url = served
+    home = tmp_path / "home"
+    http_config = home / "amtool-http.yml"
+    (home / ".config" / "prometheus").mkdir(parents=True)
+    http_config.write_text(yaml.safe_dump({"authorization": {"type": "Bearer", "credentials": TOKEN}}))
+    (home / ".config" / "prometheus" / "amtool.yml").write_text(
+        yaml.safe_dump({"alertmanager.url": url, "http.config.file": str(http_config)}))
 
     async def run(*args: str, ok: bool = True) -> str:
-        done = await asyncio.to_thread(
-            subprocess.run, [binary, f"--alertmanager.url={url}", f"--http.config.file={http_config}", *args],
-            capture_output=True, text=True, timeout=30)
+        done = await asyncio.to_thread(subprocess.run, [binary, *args], capture_output=True, text=True,
+                                       timeout=30, env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
         if ok:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
             return done.stdout
