@@ -70,15 +70,10 @@ def am_errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -
     return wrapped
 
 
-@functools.lru_cache(maxsize=4096)
-def _second(whole: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-
-
 def rfc3339(seconds: float) -> str:
-    """``2026-01-02T03:04:05.678Z``; the whole seconds are memoized, since alerts share their times."""
+    """``2026-01-02T03:04:05.678Z``, as Alertmanager writes times."""
     whole = math.floor(seconds)
-    return f"{_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(whole))}.{int((seconds - whole) * 1000):03d}Z"
 
 
 def flag(request: web.Request, name: str) -> bool:
