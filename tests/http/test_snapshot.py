@@ -119,3 +119,21 @@ async def test_too_many_waiting_readers_get_503_with_retry_after(
         assert (await c.get("/-/healthy")).status_code == 200  # light answers are not in the line
         release.set()
         assert [r.status_code for r in await asyncio.gather(*held)] == [200] * len(held)
+
+
+async def test_when_only_time_has_passed_the_old_view_answers_while_the_new_one_builds(
+    crowded: tuple[Daemon, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, _ = crowded
+    snaps = snapshot.Snapshots(daemon)
+    first = await snaps.current()
+    monkeypatch.setattr(snapshot, "MAX_AGE", 0.0)
+    assert await snaps.current() is first  # aged, unchanged: no wait for the build it starts
+    building = snaps._building
+    assert building is not None
+    second = await building
+    assert second is not first and snaps._current is second
+
+    snaps.changed()  # a change: the reader waits for the view that shows it
+    third = await snaps.current()
+    assert third is not second and third.key == snaps._key()
