@@ -133,7 +133,7 @@ def _states(request: web.Request) -> set[AlertState]:
         raise HttpError(400, f"state: {exc}; use pending, firing or resolved") from exc
 
 
-def _filters(request: web.Request) -> Matchers:
+def filters(request: web.Request) -> Matchers:
     texts = request.query.getall("filter", [])
     if len(texts) > MAX_FILTERS or any(len(t) > MAX_MATCHER_CHARS for t in texts):
         raise HttpError(400, f"filter: at most {MAX_FILTERS} filters of {MAX_MATCHER_CHARS} characters each")
@@ -154,7 +154,7 @@ def _int(request: web.Request, name: str, default: int, high: int) -> int:
 
 async def alerts(request: web.Request) -> web.StreamResponse:
     """From the readers' snapshot: filtered, paged and serialized in a worker thread."""
-    matchers = _filters(request)
+    matchers = filters(request)
     states = _states(request)
     offset = _int(request, "offset", 0, 10**9)
     limit = _int(request, "limit", MAX_PAGE, MAX_PAGE)

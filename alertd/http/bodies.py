@@ -4,9 +4,18 @@ the field; nothing unchecked reaches the silences or the acknowledgements."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 # Timestamps are Unix seconds between 2000 and 2100: enough for any silence, and no float that breaks a
 # comparison or a date conversion (NaN, infinities, 1e300).
@@ -53,6 +62,44 @@ class SilenceBody(_Body):
         if (self.ends_at is None) == (self.duration is None):
             raise ValueError('give duration (like "2h") or ends_at, not both')
         return self
+
+
+def _bounded_time(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone (RFC 3339, like 2026-01-02T15:04:05Z)")
+    if not EARLIEST <= value.timestamp() <= LATEST:
+        raise ValueError("a time between the years 2000 and 2100")
+    return value
+
+
+Rfc3339 = Annotated[datetime, AfterValidator(_bounded_time)]
+LabelText = Annotated[str, StringConstraints(max_length=MAX_MATCHER_CHARS)]
+
+
+class AmMatcher(BaseModel):
+    """One matcher of Alertmanager's ``postableSilence``: ``isEqual`` false negates, ``isRegex`` makes a regex."""
+
+    model_config = ConfigDict(strict=True)
+
+    name: LabelText
+    value: LabelText
+    isRegex: bool  # Alertmanager's field names
+    isEqual: bool = True
+
+
+class PostableSilence(BaseModel):
+    """``POST /api/v2/silences``: Alertmanager's ``postableSilence``, bounded like ``SilenceBody``. Fields
+    it does not know (``annotations`` among them: alertd's silences have none) are ignored, as Alertmanager
+    ignores unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    matchers: Annotated[list[AmMatcher], Field(min_length=1, max_length=MAX_MATCHERS)]
+    startsAt: Rfc3339
+    endsAt: Rfc3339
+    createdBy: Who
+    comment: Comment
 
 
 Body = TypeVar("Body", bound=_Body)

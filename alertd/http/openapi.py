@@ -48,7 +48,7 @@ SCHEMAS: dict[str, Any] = {
         "resolved_at": _NUM, "last_evaluated_at": _NUM,
         "silenced_by": {"type": "array", "items": {"type": "string"}},
         "inhibited_by": {"type": "array", "items": {"type": "string"}},
-        "acknowledgement": {"type": ["object", "null"]},
+        "acknowledgement": {"type": ["object", "null"]}, "generator_url": {"type": "string"},
     }},
     "Silence": {"type": "object", "properties": {
         "id": {"type": "string"}, "matchers": {"type": "array", "items": {"type": "string"}},
@@ -63,6 +63,22 @@ SCHEMAS: dict[str, Any] = {
 }
 
 FP = [_path_param("fingerprint")]
+_AM = "Alertmanager API v2 (shapes and parameters: Alertmanager's OpenAPI v2 spec): "
+AM_PATHS: dict[str, dict[str, Any]] = {
+    "/api/v2/status": {"get": _op(_AM + "cluster, version, route tree, uptime", "status")},
+    "/api/v2/receivers": {"get": _op(_AM + "receivers", "receivers", {"type": "array"})},
+    "/api/v2/alerts": {"get": _op(_AM + "firing alerts (filter, active, silenced, inhibited, receiver)",
+                                  "alerts", {"type": "array"})},
+    "/api/v2/alerts/groups": {"get": _op(_AM + "firing alerts by route and group", "groups", {"type": "array"})},
+    "/api/v2/silences": {
+        "get": _op(_AM + "silences (filter, active, pending, expired)", "silences", {"type": "array"}),
+        "post": _op(_AM + "create a silence, or update the one with id", "{silenceID}", mutating=True),
+    },
+    "/api/v2/silence/{id}": {
+        "get": _op(_AM + "one silence", "the silence", params=[_path_param("id")]),
+        "delete": _op(_AM + "expire a silence", "expired", params=[_path_param("id")], mutating=True),
+    },
+}
 PATHS: dict[str, dict[str, Any]] = {
     "/-/healthy": {"get": _op("The process serves", "ok")},
     "/-/ready": {"get": _op("Ready once the first collection has finished (503 before)", "ready")},
@@ -97,6 +113,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/silences/{id}": {"delete": _op("Expire a silence", "expired", _ref("Silence"),
                                             params=[_path_param("id")], mutating=True)},
     "/api/v1/openapi.json": {"get": _op("This document", "the OpenAPI document")},
+    **AM_PATHS,
     "/": {"get": {"summary": "The dashboard", "responses": {"200": {"description": "HTML page"}}}},
     "/alerts/{fingerprint}": {"get": {"summary": "Where notifications link to (generatorURL): the alert",
                                       "parameters": FP,

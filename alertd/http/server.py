@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from alertd.config.model import HttpSettings
-from alertd.http import api
+from alertd.http import alertmanager, api
 from alertd.http.bodies import MAX_BODY_BYTES
 from alertd.http.dashboard import STYLE, render_dashboard
 from alertd.http.guard import Guard
@@ -74,6 +74,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/silences", api.silences),
     ("POST", "/api/v1/silences", api.create_silence),
     ("DELETE", "/api/v1/silences/{id}", api.expire_silence),
+    *alertmanager.ROUTES,
 ]
 
 

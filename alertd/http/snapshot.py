@@ -8,6 +8,8 @@ every reader, so that twenty dashboards cost what one does and none of them hold
   plain data, which nothing else holds.
 - A snapshot is reused until the rule engine evaluates again, a change comes through the API, or
   ``MAX_AGE`` has passed (silences start and end with time): a reader may see a view a few seconds old.
+  After a change, readers wait for the new snapshot; when only ``MAX_AGE`` has passed, they get the old one
+  while the new one builds.
 - At most ``HEAVY_AT_ONCE`` heavy answers are prepared at once; further readers wait in line, and beyond
   ``QUEUE_LIMIT`` waiting they get 503 with Retry-After.
 """
@@ -89,12 +91,20 @@ class Snapshots:
 
     async def current(self) -> Snapshot:
         snap = self._current
-        if snap is not None and snap.key == self._key() and time.monotonic() - snap.built_at < MAX_AGE:
+        if snap is not None and snap.key == self._key():
+            if time.monotonic() - snap.built_at < MAX_AGE:
+                return snap
+            # Only time has passed: the old view answers while the new one builds, so that no reader of a
+            # large list waits for a build that nothing but the clock asked for.
+            self._rebuild()
             return snap
+        return await asyncio.shield(self._rebuild())
+
+    def _rebuild(self) -> asyncio.Future[Snapshot]:
         if self._building is None:
             self._building = asyncio.ensure_future(self._build())
             self._building.add_done_callback(lambda _: setattr(self, "_building", None))
-        return await asyncio.shield(self._building)
+        return self._building
 
     async def _build(self) -> Snapshot:
         key = self._key()

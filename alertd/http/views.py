@@ -46,6 +46,7 @@ def alert_view(daemon: Daemon, record: AlertRecord | None = None, alert: Alert |
         "silenced_by": silenced,
         "inhibited_by": inhibited,
         "acknowledgement": ack,
+        "generator_url": alert.generator_url,
     }
 
 

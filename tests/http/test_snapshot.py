@@ -136,3 +136,21 @@ async def test_distinct_questions_do_not_grow_the_cache(tmp_path: Path) -> None:
     finally:
         await server.close()
         await daemon.close()
+
+
+async def test_when_only_time_has_passed_the_old_view_answers_while_the_new_one_builds(
+    crowded: tuple[Daemon, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, _ = crowded
+    snaps = snapshot.Snapshots(daemon)
+    first = await snaps.current()
+    monkeypatch.setattr(snapshot, "MAX_AGE", 0.0)
+    assert await snaps.current() is first  # aged, unchanged: no wait for the build it starts
+    building = snaps._building
+    assert building is not None
+    second = await building
+    assert second is not first and snaps._current is second
+
+    snaps.changed()  # a change: the reader waits for the view that shows it
+    third = await snaps.current()
+    assert third is not second and third.key == snaps._key()
