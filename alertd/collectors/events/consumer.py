@@ -64,9 +64,8 @@ class EventConsumer:
     spell at once, and under load whatever arrived while the loop was busy with the previous batch. Each batch
     is translated there and passed to ``sink`` in one call, so a burst costs one ingest and one evaluation of
     the rules it concerns, not one per event. The translator and the sink only ever run on the loop, so
-    neither needs a lock. The broker connection is
-    retried with exponential backoff between ``reconnect_min`` and ``reconnect_max``; while it is down,
-    ``alertd_event_stream_up`` is 0.
+    neither needs a lock. The broker connection is retried with exponential backoff between ``reconnect_min``
+    and ``reconnect_max``; while it is down, ``alertd_event_stream_up`` is 0.
     """
 
     def __init__(
@@ -160,7 +159,7 @@ class EventConsumer:
     def _deliver(self, events: list[dict[str, Any]]) -> None:
         """A batch from the receiving thread: translated event by event, handed to the sink in one call."""
         samples: list[Sample] = []
-        now = time.time()
+        now = self.context.clock.now()
         for event in events:
             if self.observe is not None:
                 self.observe(event)
@@ -172,7 +171,7 @@ class EventConsumer:
         self._emit(samples)
 
     def _settle_loss(self, now: float) -> None:
-        lost = self.gaps.settle(time.time())
+        lost = self.gaps.settle(now)
         if lost:
             self.metrics.lost.inc(lost)
             self._lose(f"{lost} events from the event stream never arrived (gaps in their senders' event clocks)",
@@ -186,7 +185,9 @@ class EventConsumer:
         self._lost_at = now
         if self.internal is not None:
             self.internal.fire(EVENTS_LOST, {}, summary, now)
-        log.warning("%s", summary)
+        if time.monotonic() >= self._warned.get(EVENTS_LOST, 0.0):  # a steady loss is one warning a minute
+            self._warned[EVENTS_LOST] = time.monotonic() + _WARN_EVERY
+            log.warning("%s", summary)
 
     def _overflowed(self, label: str) -> None:
         self.metrics.label_overflow.labels(label).inc()

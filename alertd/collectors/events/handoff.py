@@ -27,8 +27,7 @@ class Handoff:
         self._lock = threading.Lock()
         self._pending: list[Event] = []
         self._queued = False
-        self.handoffs = 0  # loop callbacks queued, for the tests and the bench
-        self.events = 0
+        self.handoffs = 0  # loop callbacks queued
 
     def put(self, event: Event) -> None:
         """From the receiving thread: one event, handed over with those around it."""
@@ -47,6 +46,5 @@ class Handoff:
         with self._lock:
             batch, self._pending = self._pending, []
             self._queued = False
-        self.events += len(batch)
         if batch:
             self.deliver(batch)
