@@ -10,9 +10,10 @@ with missing or wrong-typed fields is counted in ``alertd_events_malformed_total
 events before and after it go on as usual; it never reaches Celery's receiver code, where it would raise and
 cost a reconnection.
 
-Loss is never silent: a reconnection (Redis drops a subscriber whose output buffer is full) counts in
-``alertd_event_stream_reconnects_total``, the gaps in each sender's event clock count the events that never
-arrived in ``alertd_events_lost_total`` (clocks.py), and either fires ``AlertdEventsLost``.
+Loss is never silent: a reconnection counts in ``alertd_event_stream_reconnects_total``, the gaps in each
+sender's event clock count the events that never arrived in ``alertd_events_lost_total`` (clocks.py), and
+``AlertdEventsLost`` fires for a gap, or for a subscription dropped while the broker stayed up (Redis drops a
+subscriber whose output buffer is full): one that came back at the first attempt.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class EventConsumer:
         self._wake: asyncio.Event | None = None
         self._last_error: str | None = None
         self._next_enable = 0.0
+        self._failed_attempts = 0  # connection attempts that failed since the stream was last up
         self._handoff: Handoff | None = None
         self.gaps = ClockGaps(max_senders=settings.max_label_values, forget_after=settings.forget_after)
         self._lost_at: float | None = None  # when loss was last seen, while AlertdEventsLost fires
@@ -211,13 +213,16 @@ class EventConsumer:
                 if self.internal is not None:
                     self.internal.resolve(LABEL_OVERFLOW, {"label": label}, now)
 
-    def _set_connected(self, up: bool, again: bool = False) -> None:
+    def _set_connected(self, up: bool, again: bool = False, dropped: bool = False) -> None:
+        """``again``: connected after having been; ``dropped``: at the first attempt, so the broker stayed up."""
         self.connected = up
         now = self.context.clock.now()
         self._emit(self.translator.set_stream_up(up, now))
         if again:
             self.metrics.reconnects.inc()
-            self._lose("the event stream dropped and was connected again: events sent meanwhile are lost", now)
+        if dropped:  # after an outage, the broker's own alerts have said it (and workers buffer while offline)
+            self._lose("the event stream's subscription was dropped while the broker stayed up (a full output "
+                       "buffer?) and was connected again: events sent meanwhile are lost", now)
 
     def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
@@ -238,6 +243,7 @@ class EventConsumer:
             connected = self._consume_once(app)
             if self._stopping.is_set():
                 break
+            self._failed_attempts = 0 if connected else self._failed_attempts + 1
             self._to_loop(self._set_connected, False)
             if connected:
                 delay = self.settings.reconnect_min
@@ -261,7 +267,8 @@ class EventConsumer:
                 elif self.connects == 1:
                     log.info("event stream connected to %s", redact_url(self.context.broker_url))
                 self._next_enable = 0.0
-                self._to_loop(self._set_connected, True, self.connects > 1)
+                again = self.connects > 1
+                self._to_loop(self._set_connected, True, again, again and self._failed_attempts == 0)
             self._maybe_enable_events(app)
 
         try:

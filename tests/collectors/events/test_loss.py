@@ -133,3 +133,16 @@ def test_a_real_prefork_workers_events_and_heartbeats_are_not_counted_lost(
         print(f"\n{len(clocks.seen)} events, {'in' if in_order else 'out of'} clock order")
         assert c.consumer.metrics.value("alertd_events_lost_total") == 0
         assert not lost_alerts(internal)
+
+
+def test_a_reconnection_after_a_broker_outage_is_counted_without_the_loss_alert(redis_server: RedisServer) -> None:
+    internal = InternalAlerts()
+    with ConsumerThread(redis_server.url, internal=internal) as c:
+        redis_server.stop()
+        c.wait_value("alertd_event_stream_up", 0, timeout=10)
+        wait_until(lambda: c.consumer._failed_attempts >= 1, timeout=10, what="a failed connection attempt")
+        redis_server.start()
+        wait_until(lambda: c.consumer.connects == 2 and c.consumer.connected, timeout=10, what="the reconnection")
+        wait_until(lambda: c.consumer.metrics.value("alertd_event_stream_reconnects_total") == 1, timeout=5,
+                   what="the reconnection counted")
+        assert not lost_alerts(internal)  # the outage is the broker's alerts' to tell
