@@ -1,4 +1,4 @@
-"""The Celery event stream in, samples handed to a sink at once for every event.
+"""The Celery event stream in, samples handed to a sink a batch at a time, and what was lost counted.
 
 Workers must run with ``-E`` (or ``worker_send_task_events = True``) to send task events; heartbeats and
 worker-online/offline come either way. ``task_send_sent_event`` is not needed. alertd does not switch events
@@ -9,6 +9,11 @@ read, in the receiving thread (validate.py): a message that is too long, cannot 
 with missing or wrong-typed fields is counted in ``alertd_events_malformed_total{reason}`` and dropped, and the
 events before and after it go on as usual; it never reaches Celery's receiver code, where it would raise and
 cost a reconnection.
+
+Loss is never silent: a reconnection counts in ``alertd_event_stream_reconnects_total``, the gaps in each
+sender's event clock count the events that never arrived in ``alertd_events_lost_total`` (clocks.py), and
+``AlertdEventsLost`` fires for a gap, or for a subscription dropped while the broker stayed up (Redis drops a
+subscriber whose output buffer is full): one that came back at the first attempt.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from kombu.exceptions import ContentDisallowed
 
 from alertd.collectors.base import CollectorContext
-from alertd.collectors.events import validate
+from alertd.collectors.events import redis_buffer, validate
+from alertd.collectors.events.clocks import ClockGaps
+from alertd.collectors.events.handoff import Handoff
 from alertd.collectors.events.metrics import LABELS, EventStreamMetrics
 from alertd.collectors.events.settings import EventSettings
 from alertd.collectors.events.translate import EventTranslator
@@ -39,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LABEL_OVERFLOW = "AlertdEventLabelOverflow"
+EVENTS_LOST = "AlertdEventsLost"
 # The overflow alert resolves once the label is back under this share of its cap (no flapping at the cap).
 _RESOLVE_BELOW = 0.9
 # At most one warning per reason this often: junk can arrive a thousand times a second.
@@ -53,11 +61,12 @@ _DRAIN_SLICE = 0.25
 class EventConsumer:
     """Consumes the event stream in a thread and feeds the translator on the event loop.
 
-    Every event is handed from the receiving thread to the loop with ``call_soon_threadsafe``, translated
-    there and passed to ``sink`` at once: the translator and the sink only ever run on the loop, so neither
-    needs a lock, and an event costs one loop wake-up, not a poll interval. The broker connection is
-    retried with exponential backoff between ``reconnect_min`` and ``reconnect_max``; while it is down,
-    ``alertd_event_stream_up`` is 0.
+    Events go from the receiving thread to the loop in batches (handoff.py): the first event after a quiet
+    spell at once, and under load whatever arrived while the loop was busy with the previous batch. Each batch
+    is translated there and passed to ``sink`` in one call, so a burst costs one ingest and one evaluation of
+    the rules it concerns, not one per event. The translator and the sink only ever run on the loop, so
+    neither needs a lock. The broker connection is retried with exponential backoff between ``reconnect_min``
+    and ``reconnect_max``; while it is down, ``alertd_event_stream_up`` is 0.
     """
 
     def __init__(
@@ -97,6 +106,10 @@ class EventConsumer:
         self._wake: asyncio.Event | None = None
         self._last_error: str | None = None
         self._next_enable = 0.0
+        self._failed_attempts = 0  # connection attempts that failed since the stream was last up
+        self._handoff: Handoff | None = None
+        self.gaps = ClockGaps(max_senders=settings.max_label_values, forget_after=settings.forget_after)
+        self._lost_at: float | None = None  # when loss was last seen, while AlertdEventsLost fires
 
     # -- the loop side ----------------------------------------------------------------------------------
 
@@ -104,10 +117,12 @@ class EventConsumer:
         """Consume until ``stop()`` (even one called before ``run``); ticks heartbeat expiry meanwhile."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._handoff = Handoff(self._loop, self._deliver)
         self._emit(self.translator.set_stream_up(False, self.context.clock.now()))
         if self.internal is not None:  # a consumer rebuilt by a reload starts with no label held
             for label in LABELS:
                 self.internal.resolve(LABEL_OVERFLOW, {"label": label}, self.context.clock.now())
+            self.internal.resolve(EVENTS_LOST, {}, self.context.clock.now())
         thread = threading.Thread(target=self._consume_forever, name="alertd-events", daemon=True)
         thread.start()
         try:
@@ -117,6 +132,7 @@ class EventConsumer:
                 now = self.context.clock.now()
                 self._emit(self.translator.tick(now))
                 self._resolve_overflows(now)
+                self._settle_loss(now)
         finally:
             self._stopping.set()
             if self._receiver is not None:
@@ -142,15 +158,38 @@ class EventConsumer:
         except Exception:  # the sink is the daemon's; a bug there must not stop the stream
             log.exception("event sink failed")
 
-    def _deliver(self, event: dict[str, Any]) -> None:
-        if self.observe is not None:
-            self.observe(event)
-        try:
-            samples = self.translator.feed(event)
-        except Exception:  # one malformed event must not stop the stream
-            log.exception("cannot translate event %r", event.get("type"))
-            return
+    def _deliver(self, events: list[dict[str, Any]]) -> None:
+        """A batch from the receiving thread: translated event by event, handed to the sink in one call."""
+        samples: list[Sample] = []
+        now = self.context.clock.now()
+        for event in events:
+            if self.observe is not None:
+                self.observe(event)
+            self.gaps.feed(event, now)
+            try:
+                samples.extend(self.translator.feed(event))
+            except Exception:  # one malformed event must not stop the stream
+                log.exception("cannot translate event %r", event.get("type"))
         self._emit(samples)
+
+    def _settle_loss(self, now: float) -> None:
+        lost = self.gaps.settle(now)
+        if lost:
+            self.metrics.lost.inc(lost)
+            self._lose(f"{lost} events from the event stream never arrived (gaps in their senders' event clocks)",
+                       now)
+        elif self._lost_at is not None and now - self._lost_at >= self.settings.loss_resolve_after:
+            self._lost_at = None
+            if self.internal is not None:
+                self.internal.resolve(EVENTS_LOST, {}, now)
+
+    def _lose(self, summary: str, now: float) -> None:
+        self._lost_at = now
+        if self.internal is not None:
+            self.internal.fire(EVENTS_LOST, {}, summary, now)
+        if time.monotonic() >= self._warned.get(EVENTS_LOST, 0.0):  # a steady loss is one warning a minute
+            self._warned[EVENTS_LOST] = time.monotonic() + _WARN_EVERY
+            log.warning("%s", summary)
 
     def _overflowed(self, label: str) -> None:
         self.metrics.label_overflow.labels(label).inc()
@@ -174,9 +213,16 @@ class EventConsumer:
                 if self.internal is not None:
                     self.internal.resolve(LABEL_OVERFLOW, {"label": label}, now)
 
-    def _set_connected(self, up: bool) -> None:
+    def _set_connected(self, up: bool, again: bool = False, dropped: bool = False) -> None:
+        """``again``: connected after having been; ``dropped``: at the first attempt, so the broker stayed up."""
         self.connected = up
-        self._emit(self.translator.set_stream_up(up, self.context.clock.now()))
+        now = self.context.clock.now()
+        self._emit(self.translator.set_stream_up(up, now))
+        if again:
+            self.metrics.reconnects.inc()
+        if dropped:  # after an outage, the broker's own alerts have said it (and workers buffer while offline)
+            self._lose("the event stream's subscription was dropped while the broker stayed up (a full output "
+                       "buffer?) and was connected again: events sent meanwhile are lost", now)
 
     def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
@@ -191,11 +237,13 @@ class EventConsumer:
         from alertd.collectors.workers import celery_app_for
 
         app = celery_app_for(self.context)
+        redis_buffer.check(self.context.broker_url)
         delay = self.settings.reconnect_min
         while not self._stopping.is_set():
             connected = self._consume_once(app)
             if self._stopping.is_set():
                 break
+            self._failed_attempts = 0 if connected else self._failed_attempts + 1
             self._to_loop(self._set_connected, False)
             if connected:
                 delay = self.settings.reconnect_min
@@ -219,7 +267,8 @@ class EventConsumer:
                 elif self.connects == 1:
                     log.info("event stream connected to %s", redact_url(self.context.broker_url))
                 self._next_enable = 0.0
-                self._to_loop(self._set_connected, True)
+                again = self.connects > 1
+                self._to_loop(self._set_connected, True, again, again and self._failed_attempts == 0)
             self._maybe_enable_events(app)
 
         try:
@@ -253,7 +302,9 @@ class EventConsumer:
         return bool(started["ok"])
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        self._to_loop(self._deliver, event)
+        handoff = self._handoff
+        if handoff is not None:
+            handoff.put(event)
 
     def _read(self, receiver: Any, message: Any) -> None:
         """One message off the event exchange, in the receiving thread: its valid events go on, junk is counted."""

@@ -24,6 +24,16 @@ class EventStreamMetrics:
             "Label values from the event stream held back by max_label_values (counted as __overflow__)",
             ["label"], registry=r,
         )
+        self.lost = Counter(
+            "alertd_events_lost",
+            "Events that never arrived, by the gaps in their senders' event clocks (a lower bound: docs/celery.md)",
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "alertd_event_stream_reconnects",
+            "Times the event stream was connected again after it dropped: events sent meanwhile are lost",
+            registry=r,
+        )
         for reason in REASONS:  # every reason reads 0 from the start, so rate() sees the first one
             self.malformed.labels(reason)
         for label in LABELS:

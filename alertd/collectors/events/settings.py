@@ -46,6 +46,9 @@ class EventSettings(BaseModel):
     )
     reconnect_min: Duration = Field(0.5, description="first wait before reconnecting to the broker")
     reconnect_max: Duration = Field(30.0, description="longest wait between reconnection attempts")
+    loss_resolve_after: Duration = Field(
+        300.0, description="AlertdEventsLost resolves after this long without a dropped subscription or a lost event"
+    )
     tick_interval: Interval = Field(1.0, description="how often heartbeat expiry is evaluated")
 
     @model_validator(mode="after")
