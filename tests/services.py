@@ -150,7 +150,6 @@ class Flower:
 def start_flower(broker_url: str) -> Flower:
     """Flower (``celery flower``) for the test app, watching the events of ``broker_url``'s workers."""
     import sys
-    import urllib.request
 
     port = free_port()
     fd, log_path = tempfile.mkstemp(prefix="alertd-flower-", suffix=".log")
@@ -165,19 +164,26 @@ def start_flower(broker_url: str) -> Flower:
             cwd=root, env=env, stdout=logfile, stderr=subprocess.STDOUT,
         )
     flower = Flower(port, proc, log_path)
+    wait_until_answers(proc, f"{flower.url}/healthcheck", f"flower on port {port}", flower.stop, flower.log)
+    return flower
+
+
+def wait_until_answers(proc: subprocess.Popen[bytes], url: str, what: str, stop: Callable[[], None],
+                       log: Callable[[], str] = lambda: "") -> None:
+    """Wait until the service that ``proc`` started answers 200 at ``url``; ``stop`` it if it never does."""
+    import urllib.request
 
     def ready() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(f"flower exited with {proc.returncode}:\n{flower.log()[-3000:]}")
-        with urllib.request.urlopen(f"{flower.url}/healthcheck", timeout=1) as response:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log()[-3000:]}")
+        with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)
 
     try:
-        wait_until(ready, timeout=60, what=f"flower on port {port}")
+        wait_until(ready, timeout=60, what=what)
     except BaseException:
-        flower.stop()
+        stop()
         raise
-    return flower
 
 
 @dataclass
@@ -219,18 +225,5 @@ def start_prometheus(scrape_url: str, scrape_interval: str = "1s") -> Prometheus
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     server = PrometheusServer(port, proc, workdir)
-
-    def ready() -> bool:
-        import urllib.request
-
-        if proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {proc.returncode}")
-        with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as response:
-            return bool(response.status == 200)
-
-    try:
-        wait_until(ready, timeout=60, what=f"prometheus on port {port}")
-    except BaseException:
-        server.stop()
-        raise
+    wait_until_answers(proc, f"{server.url}/-/ready", f"prometheus on port {port}", server.stop)
     return server
