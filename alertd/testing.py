@@ -14,6 +14,7 @@ from alertd.clock import VirtualClock
 from alertd.errors import NotifyError, RetryableError
 from alertd.models import Alert, AlertState, fingerprint
 from alertd.notifiers.base import Notification, Notifier, NotifierContext, ReceiverSettings
+from alertd.notifiers.reasons import Reason
 from alertd.state.memory import MemoryStateStore
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ def make_notification(
     created_at: float = 0.0,
     **overrides: Any,
 ) -> Notification:
-    """A notification of ``alerts`` (default: one firing alert), as the pipeline would hand it over."""
+    """A notification of ``alerts`` (default: one firing alert), as the pipeline would hand it over; ``reason``
+    may be a ``Reason`` or its text ("acknowledged by ann" gives the kind ``ACKNOWLEDGED``)."""
     chosen = tuple(alerts) if alerts is not None else (make_alert(),)
     labels = dict(group_labels) if group_labels is not None else {"alertname": chosen[0].name if chosen else ""}
     fields: dict[str, Any] = {
@@ -137,7 +139,7 @@ def make_notification(
         "group_key": "{}:" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())),
         "group_labels": labels,
         "alerts": chosen,
-        "reason": reason,
+        "reason": Reason.parse(reason),  # a ReasonKind, read from the text when a plain string is given
         "created_at": created_at,
     }
     fields.update(overrides)

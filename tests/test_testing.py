@@ -7,6 +7,7 @@ import pytest
 from alertd import clock as clock_module
 from alertd.errors import PermanentError, RetryableError
 from alertd.models import AlertState, fingerprint
+from alertd.notifiers.reasons import ReasonKind
 from alertd.state import memory
 from alertd.testing import (
     MemoryStateStore,
@@ -65,3 +66,9 @@ def test_make_notification() -> None:
     assert (n.receiver, n.reason, n.status, n.group_labels) == ("slack", "new alerts", "firing", {"alertname": "A"})
     assert len(n.firing) == 1 and len(n.resolved) == 1
     assert make_notification().id != make_notification().id
+
+
+def test_make_notification_gives_a_typed_reason_from_its_text() -> None:
+    assert make_notification().reason.kind is ReasonKind.FIRST
+    acked = make_notification(reason="acknowledged by ann: on it")
+    assert acked.reason.kind is ReasonKind.ACKNOWLEDGED and acked.reason == "acknowledged by ann: on it"
