@@ -86,7 +86,7 @@ def test_a_dropped_subscription_raises_the_loss_alert_counts_what_was_sent_meanw
               f"summary: {[a.annotations for a in internal.firing()]}")
 
 
-def test_a_gap_in_a_workers_clock_counts_the_events_missing_and_the_alert_resolves_after_a_quiet_spell(
+def test_a_gap_in_a_workers_clock_counts_the_events_missing_without_paging(
     redis_server: RedisServer, sender: tuple[Celery, Connection]
 ) -> None:
     app, conn = sender
@@ -105,11 +105,10 @@ def test_a_gap_in_a_workers_clock_counts_the_events_missing_and_the_alert_resolv
         assert missing >= 40
         wait_until(lambda: metrics.value("alertd_events_lost_total") > 0, timeout=10, what="the gap counted")
         assert metrics.value("alertd_events_lost_total") == missing - CLOCK_SLACK
-        assert lost_alerts(internal) == [EVENTS_LOST]
+        # An estimate (remote control commands move clocks unseen, alertd's own broadcasts among them): counted
+        # and logged, never an alert.
+        assert lost_alerts(internal) == [] and internal.alerts() == []
         assert metrics.value("alertd_event_stream_reconnects_total") == 0
-
-        wait_until(lambda: not lost_alerts(internal), timeout=10, what="the loss alert to resolve")
-        assert [a.labels["alertname"] for a in internal.alerts() if a.resolved] == [EVENTS_LOST]
 
 
 def test_a_real_prefork_workers_events_and_heartbeats_are_not_counted_lost(
