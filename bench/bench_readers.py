@@ -3,8 +3,8 @@ API and the dashboard back to back, against the same daemon with no reader, in o
 latency for the 5,000 alerts. Run ``python bench/bench_readers.py [--alerts 5000] [--clients 20]
 [--seconds 60]``.
 
-The daemon is ``alertd run`` in a subprocess with a real Celery worker and a loopback PagerDuty, as in
-``bench_time_to_page.py``; the 5,000 alerts come from a real Pushgateway (one gauge per queue) and go to a
+The daemon is ``alertd run`` in a subprocess with a real Celery worker and a loopback PagerDuty, configured
+as in ``bench_time_to_page.py``; the 5,000 alerts come from a real Pushgateway (one gauge per queue) and go to a
 console receiver in one group, so that only the payment failures reach PagerDuty. The readers run in a
 process of their own.
 """
@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_time_to_page import EXCEPTIONS, KEY, RULE  # noqa: E402
+from bench.bench_time_to_page import EXCEPTIONS, config, latencies, triggers  # noqa: E402
 from tests.alertd_process import AlertdProcess  # noqa: E402
 from tests.peers.pagerduty import PagerDutyPeer  # noqa: E402
 from tests.services import start_pushgateway, start_redis, wait_until  # noqa: E402
@@ -67,50 +67,21 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
 """
 
 
-def config(workdir: Path, broker: str, queue: str, pagerduty: str, pushgateway: str) -> Path:
-    (workdir / "rules").mkdir()
-    (workdir / "rules" / "tasks.toml").write_text(RULE)
-    (workdir / "rules" / "backlog.toml").write_text(BACKLOG)
-    cfg = workdir / "alertd.toml"
-    cfg.write_text(f"""
-rule_files = ["rules/*.toml"]
-[state]
-url = "state.db"
-[celery]
-broker_url = "{broker}"
-queues = ["{queue}"]
-[collectors.inspect]
-enabled = false
+# Added to bench_time_to_page's configuration: the Pushgateway the backlog comes from, and its alerts to a
+# console receiver in one group, so that only the payment failures reach PagerDuty.
+EXTRA = """
 [collectors.pushgateway]
 url = "{pushgateway}"
 interval = "5s"
-[http]
-listen = "127.0.0.1:0"
-[reload]
-watch = false
-[receivers.pager]
-type = "pagerduty"
-url = "{pagerduty}"
-routing_key = "{KEY}"
-# Each failure and its resolve are two events: above the plugin's default budget per routing key, which the
-# loopback peer does not enforce.
-rate_limit = 1000
-rate_burst = 100
 [receivers.log]
 type = "console"
-path = "{workdir / 'backlog.log'}"
-[route]
-receiver = "pager"
-group_by = ["alertname", "exception_type"]
-group_wait = "0s"
-group_interval = "1s"
+path = "{log}"
 [[route.routes]]
 matchers = ['alertname="Backlog"']
 receiver = "log"
 group_by = ["alertname"]
 group_wait = "0s"
-""")
-    return cfg
+"""
 
 
 def quantiles(values: list[float]) -> str:
@@ -121,26 +92,15 @@ def quantiles(values: list[float]) -> str:
 
 def pages(peer: PagerDutyPeer, worker: object, failures: int, pace: float, offset: int) -> list[float]:
     """Send ``failures`` payment failures, ``pace`` apart; the time from each send to its trigger."""
-    def triggers() -> list[tuple[str, float]]:
-        return [(r.json["payload"]["summary"].rsplit(" ", 1)[-1], r.time) for r in peer.requests
-                if r.json and r.json.get("event_action") == "trigger"]
-
-    before = len(triggers())
+    before = len(triggers(peer))
     sent: list[tuple[str, float]] = []
     for i in range(failures):
         exc = EXCEPTIONS[(offset + i) % len(EXCEPTIONS)]
         sent.append((exc, time.time()))
         worker.send("tasks.fail", exc, "bench")  # type: ignore[attr-defined]
         time.sleep(pace)
-    wait_until(lambda: len(triggers()) >= before + failures, timeout=60, what="every page")
-    got = triggers()[before:]
-    used: set[int] = set()
-    latencies = []
-    for exc, at in sent:
-        j = next(k for k, (e, t) in enumerate(got) if k not in used and e == exc and t >= at)
-        used.add(j)
-        latencies.append(got[j][1] - at)
-    return latencies
+    wait_until(lambda: len(triggers(peer)) >= before + failures, timeout=60, what="every page")
+    return latencies(sent, triggers(peer)[before:])
 
 
 def main() -> None:
@@ -157,7 +117,9 @@ def main() -> None:
     exposition = "".join(f'bench_backlog{{queue="q{i}"}} 1\n' for i in range(args.alerts))
     httpx.put(f"{gateway.url}/metrics/job/bench", content=exposition).raise_for_status()
     workdir = Path(tempfile.mkdtemp(prefix="alertd-bench-readers-"))
-    alertd = AlertdProcess(config(workdir, redis.url, worker.queue, peer.enqueue_url, gateway.url))
+    extra = EXTRA.format(pushgateway=gateway.url, log=workdir / "backlog.log")
+    alertd = AlertdProcess(config(workdir, redis.url, worker.queue, peer.enqueue_url, extra=extra,
+                                  extra_rules={"backlog.toml": BACKLOG}))
     try:
         alertd.start().started()
         url = alertd.url

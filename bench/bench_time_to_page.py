@@ -66,9 +66,30 @@ EXCEPTIONS = sorted(
 )
 
 
-def config(workdir: Path, broker: str, queue: str, pagerduty: str, troubled: tuple[str, str] | None = None) -> Path:
+def triggers(peer: PagerDutyPeer) -> list[tuple[str, float]]:
+    """The triggers the peer read: (the exception type in the summary, when)."""
+    return [(r.json["payload"]["summary"].rsplit(" ", 1)[-1], r.time) for r in peer.requests
+            if r.json and r.json.get("event_action") == "trigger"]
+
+
+def latencies(sent: list[tuple[str, float]], got: list[tuple[str, float]]) -> list[float]:
+    """Each failure's time to page: to the first trigger for its exception type after it was sent."""
+    used: set[int] = set()
+    out = []
+    for exc, at in sent:
+        j = next(k for k, (e, t) in enumerate(got) if k not in used and e == exc and t >= at)
+        used.add(j)
+        out.append(got[j][1] - at)
+    return sorted(out)
+
+
+def config(workdir: Path, broker: str, queue: str, pagerduty: str, troubled: tuple[str, str] | None = None,
+           *, extra: str = "", extra_rules: dict[str, str] | None = None) -> Path:
+    """The daemon's configuration; ``extra`` is appended to it, ``extra_rules`` are more rule files."""
     (workdir / "rules").mkdir()
     (workdir / "rules" / "tasks.toml").write_text(RULE + (WARNING_RULE if troubled else ""))
+    for name, text in (extra_rules or {}).items():
+        (workdir / "rules" / name).write_text(text)
     trouble = "" if troubled is None else f"""
 [receivers.slow]
 type = "slack"
@@ -111,7 +132,7 @@ receiver = "pager"
 group_by = ["alertname", "exception_type"]
 group_wait = "0s"
 group_interval = "1s"
-{trouble}""")
+{trouble}{extra}""")
     return cfg
 
 
@@ -141,28 +162,18 @@ def main() -> None:
             worker.send("tasks.fail", exc, "bench")
             time.sleep(args.pace)
 
-        def triggers() -> list[tuple[str, float]]:
-            return [(r.json["payload"]["summary"].rsplit(" ", 1)[-1], r.time) for r in peer.requests
-                    if r.json and r.json.get("event_action") == "trigger"]
-
         try:
-            wait_until(lambda: len(triggers()) >= args.failures, timeout=30, what="every page")
+            wait_until(lambda: len(triggers(peer)) >= args.failures, timeout=30, what="every page")
         except TimeoutError:
-            paged = {e for e, _ in triggers()}
+            paged = {e for e, _ in triggers(peer)}
             missing = sorted({e for e, _ in sent} - paged)
-            raise SystemExit(f"{len(triggers())} pages for {args.failures} failures; never paged: {missing}") from None
-        latencies: list[float] = []
-        got = triggers()
-        used: set[int] = set()
-        for exc, at in sent:  # each failure's page: the first trigger for its type after it was sent
-            j = next(k for k, (e, t) in enumerate(got) if k not in used and e == exc and t >= at)
-            used.add(j)
-            latencies.append(got[j][1] - at)
-        latencies.sort()
-        q = statistics.quantiles(latencies, n=100, method="inclusive")
-        print(f"time to page over {len(latencies)} failures (apply_async -> PagerDuty request read):")
+            raise SystemExit(f"{len(triggers(peer))} pages for {args.failures} failures; never paged: {missing}") from None
+        got = triggers(peer)
+        times = latencies(sent, got)
+        q = statistics.quantiles(times, n=100, method="inclusive")
+        print(f"time to page over {len(times)} failures (apply_async -> PagerDuty request read):")
         print(f"  p50 {q[49] * 1000:.1f} ms   p90 {q[89] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   "
-              f"max {latencies[-1] * 1000:.1f} ms   min {latencies[0] * 1000:.1f} ms")
+              f"max {times[-1] * 1000:.1f} ms   min {times[0] * 1000:.1f} ms")
         print(f"  triggers received: {len(got)} for {args.failures} failures")
         if args.troubled:
             print(f"  meanwhile: {len(slow.requests)} requests to the 8 s receiver, {len(limited.requests)} "

@@ -125,8 +125,6 @@ def start_pushgateway() -> Pushgateway:
     return Pushgateway(port, proc)
 
 
-
-
 @dataclass
 class Flower:
     port: int
